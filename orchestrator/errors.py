@@ -1,0 +1,65 @@
+"""The one exception hierarchy of the qruntime server.
+
+Every error the server raises on purpose derives from :class:`RuntimeServiceError`
+and carries the HTTP status it maps to, so the API renders any of them with one
+handler and the client can rebuild the seed's exception classes from the status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RuntimeServiceError(Exception):
+    """Raised for any failure qruntime reports on purpose."""
+
+    http_status = 500
+
+    def __init__(self, message: str, errors: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class ConfigurationError(RuntimeServiceError):
+    """Raised when a setting is missing or malformed."""
+
+
+class RequestError(RuntimeServiceError):
+    """Raised when a request is malformed or fails validation."""
+
+    http_status = 400
+
+
+class PayloadTooLargeError(RequestError):
+    """Raised when a request body is over the configured limit."""
+
+    http_status = 413
+
+
+class NotFoundError(RuntimeServiceError):
+    """Raised when a job, program or backend does not exist (or may not be seen)."""
+
+    http_status = 404
+
+
+class JobNotFoundError(NotFoundError):
+    """Raised when a job id is unknown."""
+
+
+class ProgramNotFoundError(NotFoundError):
+    """Raised when a program id is unknown."""
+
+
+class ConflictError(RuntimeServiceError):
+    """Raised when a request contradicts the current state of a resource."""
+
+    http_status = 409
+
+
+class InvalidTransitionError(ConflictError):
+    """Raised when a job cannot move from its current status to the one asked for."""
+
+
+class ProgramLoadError(RuntimeServiceError):
+    """Raised when a program's files are missing or its metadata is malformed."""

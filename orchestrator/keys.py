@@ -1,0 +1,93 @@
+"""Every Redis key and channel qruntime uses, built in one place.
+
+All names live under one namespace (``Settings.namespace``, default ``qrt``). The
+Celery broker may share the server; its keys (``celery``, ``_kombu.*``,
+``unacked*``) never start with the namespace.
+
+Schema (``{ns}`` = namespace, ``{id}`` = job id):
+
+``{ns}:job:{id}`` — hash, the job record.
+    Fields: ``id, program_id, program_version, backend, owner, status, params``
+    (JSON text, seed wire format), ``log_level, max_execution_time`` (s),
+    ``created, updated, started, ended`` (ISO-8601 UTC), ``attempts`` (int),
+    ``worker`` (who runs it), ``reason`` (why it ended, for FAILED/CANCELLED),
+    ``cancel_requested`` ("1" once asked), ``event_seq`` (last event id),
+    ``event_count, event_bytes, budget_exceeded`` (event budget bookkeeping).
+    Writer: JobStore (api creates; worker/reaper transition). Reader: everyone.
+    TTL: none while pending; ``job_ttl_s`` once final.
+``{ns}:job:{id}:result`` — string, the final result text (encoded, or raw str).
+    Writer: JobStore.transition (worker). Reader: api. TTL: as the job.
+``{ns}:job:{id}:events`` — stream, the job's event log. Entry ids are ``0-<n>``
+    with ``n`` = the event id (1, 2, …); fields ``type`` (status | interim | log |
+    done) and ``data`` (JSON text). Writer: EventLog (worker, api on status
+    change). Reader: api (replay, logs, interim_results). TTL: as the job.
+``{ns}:job:{id}:channel`` — pub/sub channel carrying each event as it is
+    appended (JSON ``{"id", "type", "data"}``). Publisher: EventLog. Subscriber:
+    api's stream relay (pattern ``{ns}:job:*:channel``).
+``{ns}:job:{id}:control`` — pub/sub channel telling a job's supervisor to look at
+    the record now (payload ``cancel``). Publisher: api. Subscriber: supervisor.
+``{ns}:idx:{scope}:{state}`` — sorted set of job ids by creation time (score =
+    epoch seconds). ``scope`` is ``owner:<name>`` or ``all``; ``state`` is
+    ``any``, ``pending`` or ``finished``. Writer: JobStore. Reader: job listing.
+``{ns}:idx:{scope}:program:{program_id}:{state}`` — the same, per program.
+``{ns}:running`` — sorted set, job id → last heartbeat (epoch seconds) of every
+    RUNNING job. Writer: supervisor heartbeat, JobStore.transition. Reader: reaper.
+``{ns}:workers`` — hash, worker name → JSON ``{"queues", "backends", "seen"}``.
+    Writer: workers on start and heartbeat. Reader: api ``/backends``, ``/health``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+INDEX_STATES = ("any", "pending", "finished")
+ALL_SCOPE = "all"
+
+
+@dataclasses.dataclass(frozen=True)
+class Keys:
+    """Key builder bound to one namespace."""
+
+    namespace: str = "qrt"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.namespace}:job:{job_id}"
+
+    def result(self, job_id: str) -> str:
+        return f"{self.namespace}:job:{job_id}:result"
+
+    def events(self, job_id: str) -> str:
+        return f"{self.namespace}:job:{job_id}:events"
+
+    def channel(self, job_id: str) -> str:
+        return f"{self.namespace}:job:{job_id}:channel"
+
+    def channel_pattern(self) -> str:
+        return f"{self.namespace}:job:*:channel"
+
+    def job_id_from_channel(self, channel: str) -> str:
+        return channel[len(f"{self.namespace}:job:") : -len(":channel")]
+
+    def control(self, job_id: str) -> str:
+        return f"{self.namespace}:job:{job_id}:control"
+
+    def job_keys(self, job_id: str) -> list[str]:
+        """Every key that belongs to one job alone (indexes excluded)."""
+        return [self.job(job_id), self.result(job_id), self.events(job_id)]
+
+    @staticmethod
+    def owner_scope(owner: str) -> str:
+        return f"owner:{owner}"
+
+    def index(self, scope: str, state: str = "any", program_id: str | None = None) -> str:
+        if state not in INDEX_STATES:
+            raise ValueError(f"unknown index state {state!r}")
+        if program_id is None:
+            return f"{self.namespace}:idx:{scope}:{state}"
+        return f"{self.namespace}:idx:{scope}:program:{program_id}:{state}"
+
+    def running(self) -> str:
+        return f"{self.namespace}:running"
+
+    def workers(self) -> str:
+        return f"{self.namespace}:workers"

@@ -1,0 +1,110 @@
+"""Configuration shared by the API, the workers and the CLI.
+
+Every setting has a default, can be overridden by a ``QRT_<NAME>`` environment
+variable, and can be overridden again by an explicit mapping (what tests and
+``create_app(config)`` pass). Keeping one dataclass means the API and the
+workers can never disagree about a limit they both enforce.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import ConfigurationError
+
+#: Where the built-in programs live: ``programs/`` at the top of the source tree.
+BUILTIN_PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
+
+ENV_PREFIX = "QRT_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Field names map to ``QRT_<FIELD>`` in upper case."""
+
+    #: Redis holding the job store, the event logs and (by default) the Celery broker.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Celery broker; empty means "same as redis_url".
+    broker_url: str = ""
+    #: Prefix of every key qruntime writes, so several deployments can share a server.
+    namespace: str = "qrt"
+    #: Largest request body the API accepts (the seed capped at 127 KB).
+    max_payload_bytes: int = 16 * 1024 * 1024
+    #: Server-wide ceiling on a program's max_execution_time (the seed's simulator cap: 3 h).
+    max_execution_time_ceiling_s: int = 3 * 3600
+    #: Extra directories of programs, ``os.pathsep``-separated, served like built-ins.
+    programs_dirs: str = ""
+    #: Address space limit of a program's process.
+    job_memory_mb: int = 8192
+    #: Open file limit of a program's process.
+    job_max_open_files: int = 1024
+    #: How often a running job's supervisor proves it is alive.
+    heartbeat_interval_s: float = 1.0
+    #: A running job whose heartbeat is older than this is considered orphaned.
+    heartbeat_stale_s: float = 15.0
+    #: How often a worker looks for orphaned jobs.
+    reaper_interval_s: float = 5.0
+    #: How many times a job orphaned by a dead worker is run before it is failed.
+    max_attempts: int = 2
+    #: Grace between SIGTERM and SIGKILL when a program is stopped.
+    kill_grace_s: float = 2.0
+    #: How long finished jobs (record, result, events) are kept.
+    job_ttl_s: int = 30 * 86400
+    #: Per-job budget of events (interim results + log lines) kept in the event log.
+    max_events_per_job: int = 100_000
+    #: Per-job budget of bytes of event payload kept in the event log.
+    max_event_bytes_per_job: int = 256 * 1024 * 1024
+    #: Largest final result a program may leave.
+    max_result_bytes: int = 64 * 1024 * 1024
+    #: How long a cancel request waits for a running job to stop before answering.
+    cancel_wait_s: float = 10.0
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def program_paths(self) -> list[Path]:
+        extra = [Path(p) for p in self.programs_dirs.split(os.pathsep) if p.strip()]
+        return [BUILTIN_PROGRAMS_DIR, *extra]
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Defaults, then ``QRT_*`` environment variables, then ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is not None and raw != "":
+                values[field.name] = _coerce(field, raw)
+        for name, value in (overrides or {}).items():
+            key = name.lower().removeprefix(ENV_PREFIX.lower())
+            if key not in {f.name for f in dataclasses.fields(cls)}:
+                raise ConfigurationError(f"Unknown setting {name!r}.")
+            field = next(f for f in dataclasses.fields(cls) if f.name == key)
+            values[key] = _coerce(field, value) if isinstance(value, str) else value
+        return cls(**values)
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as ``QRT_*`` variables, to hand to a child process."""
+        return {
+            ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in dataclasses.fields(self)
+        }
+
+
+def _coerce(field: dataclasses.Field, raw: str) -> Any:
+    kind = field.type if isinstance(field.type, type) else {"int": int, "float": float}.get(
+        str(field.type), str
+    )
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}."
+        ) from None

@@ -1,0 +1,362 @@
+"""The Redis job store: the source of truth for every job.
+
+It owns the job record, its result, its index entries and its lifecycle. Status
+changes go through :meth:`JobStore.transition` alone, which checks the
+transition table and writes status, timestamps, result, indexes, TTLs and the
+status event in one MULTI/EXEC guarded by WATCH, so two writers racing for the
+same job (a redelivered message, a cancel and a completion) cannot both win.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+
+from orchestrator.errors import InvalidTransitionError, JobNotFoundError
+from orchestrator.events import EVENT_DONE, EVENT_LOG, EVENT_STATUS, EventLog
+from orchestrator.keys import ALL_SCOPE, Keys
+from orchestrator.settings import Settings
+from orchestrator.status import FINAL_STATUSES, JobStatus, can_transition
+
+#: How many times a transition retries when another writer touched the job meanwhile.
+_TRANSITION_RETRIES = 20
+
+
+def utcnow() -> str:
+    """ISO-8601 UTC timestamp with millisecond precision and a ``Z`` suffix."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_job_id() -> str:
+    """A 20-character lowercase id, like the seed's job ids."""
+    return base64.b32encode(secrets.token_bytes(15)).decode().lower()[:20]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A job record as read from the store."""
+
+    id: str
+    program_id: str
+    backend: str
+    owner: str
+    status: JobStatus
+    params: str
+    log_level: str
+    max_execution_time: int
+    created: str
+    updated: str
+    program_version: str = ""
+    started: str = ""
+    ended: str = ""
+    attempts: int = 0
+    worker: str = ""
+    reason: str = ""
+    cancel_requested: bool = False
+    event_seq: int = 0
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[bytes | str, bytes | str]) -> Job:
+        data = {_text(k): _text(v) for k, v in raw.items()}
+        return cls(
+            id=data["id"],
+            program_id=data.get("program_id", ""),
+            program_version=data.get("program_version", ""),
+            backend=data.get("backend", ""),
+            owner=data.get("owner", ""),
+            status=JobStatus(data["status"]),
+            params=data.get("params", "{}"),
+            log_level=data.get("log_level", "WARNING"),
+            max_execution_time=int(data.get("max_execution_time", "0")),
+            created=data.get("created", ""),
+            updated=data.get("updated", ""),
+            started=data.get("started", ""),
+            ended=data.get("ended", ""),
+            attempts=int(data.get("attempts", "0")),
+            worker=data.get("worker", ""),
+            reason=data.get("reason", ""),
+            cancel_requested=data.get("cancel_requested") == "1",
+            event_seq=int(data.get("event_seq", "0")),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The job as the REST API shows it (the seed's field names, plus ours)."""
+        return {
+            "id": self.id,
+            "hub": "",
+            "group": "",
+            "project": "",
+            "backend": self.backend,
+            "status": self.status.value,
+            "params": json.loads(self.params),
+            "program": {"id": self.program_id, "version": self.program_version},
+            "created": self.created,
+            "updated": self.updated,
+            "started": self.started or None,
+            "ended": self.ended or None,
+            "log_level": self.log_level,
+            "cost": self.max_execution_time,
+            "owner": self.owner,
+            "attempts": self.attempts,
+            "reason": self.reason or None,
+            "last_event_id": self.event_seq,
+        }
+
+
+class JobStore:
+    """Create, read, list, transition and delete jobs in Redis."""
+
+    def __init__(self, redis_client: redis.Redis, settings: Settings) -> None:
+        self.redis = redis_client
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+        self.events = EventLog(
+            redis_client,
+            self.keys,
+            max_events=settings.max_events_per_job,
+            max_bytes=settings.max_event_bytes_per_job,
+        )
+
+    # -- create / read -------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        program_id: str,
+        backend: str,
+        owner: str,
+        params: str,
+        log_level: str,
+        max_execution_time: int,
+        program_version: str = "",
+    ) -> Job:
+        """Write a new QUEUED job with its index entries and first status event."""
+        job_id = new_job_id()
+        now = utcnow()
+        record = {
+            "id": job_id,
+            "program_id": program_id,
+            "program_version": program_version,
+            "backend": backend,
+            "owner": owner,
+            "status": JobStatus.QUEUED.value,
+            "params": params,
+            "log_level": log_level,
+            "max_execution_time": str(max_execution_time),
+            "created": now,
+            "updated": now,
+            "attempts": "0",
+            "event_seq": "0",
+        }
+        score = time.time()
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.job(job_id), mapping=record)
+            for key in self._index_keys(owner, program_id, "any", "pending"):
+                pipe.zadd(key, {job_id: score})
+            self.events.append(job_id, EVENT_STATUS, _status_data(JobStatus.QUEUED, now), pipeline=pipe)
+            pipe.execute()
+        return Job.from_hash(record)
+
+    def get(self, job_id: str) -> Job:
+        raw = self.redis.hgetall(self.keys.job(job_id))
+        if not raw:
+            raise JobNotFoundError(f"Job not found: {job_id}")
+        return Job.from_hash(raw)
+
+    def exists(self, job_id: str) -> bool:
+        return bool(self.redis.exists(self.keys.job(job_id)))
+
+    def result(self, job_id: str) -> str | None:
+        raw = self.redis.get(self.keys.result(job_id))
+        return None if raw is None else _text(raw)
+
+    def logs(self, job_id: str) -> str:
+        """The job's log lines (stdout, stderr, logging) as one text."""
+        return "".join(json.loads(e.data)["text"] for e in self.events.iter(job_id, types=(EVENT_LOG,)))
+
+    def list(
+        self,
+        *,
+        owner: str | None,
+        limit: int = 10,
+        offset: int = 0,
+        pending: bool | None = None,
+        program_id: str | None = None,
+    ) -> tuple[list[Job], int]:
+        """Newest first. ``owner=None`` lists every owner's jobs (admins)."""
+        scope = ALL_SCOPE if owner is None else Keys.owner_scope(owner)
+        state = "any" if pending is None else ("pending" if pending else "finished")
+        index = self.keys.index(scope, state, program_id)
+        total = self.redis.zcard(index)
+        ids = [_text(i) for i in self.redis.zrevrange(index, offset, offset + limit - 1)] if limit else []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self.keys.job(job_id))
+            raws = pipe.execute()
+        jobs, dangling = [], []
+        for job_id, raw in zip(ids, raws):
+            (jobs.append(Job.from_hash(raw)) if raw else dangling.append(job_id))
+        if dangling:  # expired by TTL: forget them so counts heal
+            self.redis.zrem(index, *dangling)
+            total -= len(dangling)
+        return jobs, total
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        expect: Iterable[JobStatus] | None = None,
+        result: str | None = None,
+        reason: str | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> Job:
+        """Move a job to ``target`` atomically; the one writer of job status.
+
+        Raises:
+            JobNotFoundError: the job does not exist (any more).
+            InvalidTransitionError: the job's status does not allow the move, or is
+                not one of ``expect``.
+        """
+        key = self.keys.job(job_id)
+        expected = frozenset(expect) if expect is not None else None
+        for _ in range(_TRANSITION_RETRIES):
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.hgetall(key)
+                    if not raw:
+                        raise JobNotFoundError(f"Job not found: {job_id}")
+                    job = Job.from_hash(raw)
+                    if (expected is not None and job.status not in expected) or not can_transition(
+                        job.status, target
+                    ):
+                        raise InvalidTransitionError(
+                            f"Job {job_id} is {job.status.value} and cannot become {target.value}."
+                        )
+                    now = utcnow()
+                    update = {"status": target.value, "updated": now, **(fields or {})}
+                    if reason is not None:
+                        update["reason"] = reason
+                    if target is JobStatus.RUNNING:
+                        update["started"] = now
+                        update["attempts"] = str(job.attempts + 1)
+                    if target in FINAL_STATUSES:
+                        update["ended"] = now
+                    pipe.multi()
+                    pipe.hset(key, mapping=update)
+                    if result is not None:
+                        pipe.set(self.keys.result(job_id), result)
+                    self._move_indexes(pipe, job, target)
+                    status_data = _status_data(target, now, reason)
+                    self.events.append(job_id, EVENT_STATUS, status_data, pipeline=pipe)
+                    if target in FINAL_STATUSES:
+                        self.events.append(job_id, EVENT_DONE, status_data, pipeline=pipe)
+                        for k in self.keys.job_keys(job_id):
+                            pipe.expire(k, self.settings.job_ttl_s)
+                    pipe.execute()
+                    return dataclasses.replace(Job.from_hash(raw), **_job_fields(update))
+                except redis.WatchError:
+                    continue
+        raise InvalidTransitionError(f"Job {job_id} kept changing; could not become {target.value}.")
+
+    def _move_indexes(self, pipe: redis.client.Pipeline, job: Job, target: JobStatus) -> None:
+        running = self.keys.running()
+        if target is JobStatus.RUNNING:
+            pipe.zadd(running, {job.id: time.time()})
+        elif job.status is JobStatus.RUNNING:
+            pipe.zrem(running, job.id)
+        if target in FINAL_STATUSES:
+            score = self.redis.zscore(self.keys.index(ALL_SCOPE, "any"), job.id) or time.time()
+            for key in self._index_keys(job.owner, job.program_id, "pending"):
+                pipe.zrem(key, job.id)
+            for key in self._index_keys(job.owner, job.program_id, "finished"):
+                pipe.zadd(key, {job.id: score})
+
+    def request_cancel(self, job_id: str) -> None:
+        """Flag a job for cancellation and tell its supervisor to look now."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.job(job_id), "cancel_requested", "1")
+            pipe.publish(self.keys.control(job_id), "cancel")
+            pipe.execute()
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.redis.hget(self.keys.job(job_id), "cancel_requested") in (b"1", "1")
+
+    def heartbeat(self, job_id: str) -> None:
+        """Prove the job's supervisor is alive (only while the job is RUNNING)."""
+        self.redis.zadd(self.keys.running(), {job_id: time.time()}, xx=True)
+
+    def stale_running(self, older_than_s: float) -> list[str]:
+        """Ids of RUNNING jobs whose last heartbeat is older than ``older_than_s``."""
+        cutoff = time.time() - older_than_s
+        return [_text(i) for i in self.redis.zrangebyscore(self.keys.running(), "-inf", cutoff)]
+
+    def delete(self, job_id: str) -> None:
+        """Remove every key and index entry of a job in one transaction."""
+        job = self.get(job_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*self.keys.job_keys(job_id))
+            pipe.zrem(self.keys.running(), job_id)
+            for key in self._index_keys(job.owner, job.program_id, "any", "pending", "finished"):
+                pipe.zrem(key, job_id)
+            pipe.execute()
+
+    def purge_expired_index_entries(self) -> int:
+        """Drop index entries of finished jobs whose records have expired."""
+        cutoff = time.time() - self.settings.job_ttl_s
+        removed = 0
+        for job_id in self.redis.zrangebyscore(self.keys.index(ALL_SCOPE, "finished"), "-inf", cutoff):
+            job_id = _text(job_id)
+            if not self.exists(job_id):
+                for key in self.redis.scan_iter(match=f"{self.settings.namespace}:idx:*", count=1000):
+                    self.redis.zrem(key, job_id)
+                removed += 1
+        return removed
+
+    def _index_keys(self, owner: str, program_id: str, *states: str) -> list[str]:
+        scopes = (ALL_SCOPE, Keys.owner_scope(owner))
+        return [
+            self.keys.index(scope, state, program)
+            for scope in scopes
+            for state in states
+            for program in (None, program_id)
+        ]
+
+
+def _status_data(status: JobStatus, at: str, reason: str | None = None) -> str:
+    data: dict[str, Any] = {"status": status.value, "at": at}
+    if reason:
+        data["reason"] = reason
+    return json.dumps(data)
+
+
+def _job_fields(update: Mapping[str, str]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(Job)}
+    out: dict[str, Any] = {}
+    for name, value in update.items():
+        if name not in names:
+            continue
+        if name == "status":
+            out[name] = JobStatus(value)
+        elif name in ("attempts", "max_execution_time", "event_seq"):
+            out[name] = int(value)
+        elif name == "cancel_requested":
+            out[name] = value == "1"
+        else:
+            out[name] = value
+    return out
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

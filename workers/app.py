@@ -1,0 +1,54 @@
+"""The worker's Celery app, with its task and process hooks registered.
+
+``celery -A workers.app worker`` (what ``qruntime worker`` runs) loads this.
+Settings come from ``QRT_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from orchestrator.settings import Settings
+from workers import context, tasks
+from workers.celery_app import TASK_RUN_JOB, make_celery
+from workers.reaper import Reaper
+
+logger = logging.getLogger(__name__)
+
+app = make_celery(Settings.load())
+_reaper: Reaper | None = None
+
+
+@app.task(name=TASK_RUN_JOB, bind=True)
+def run_job(self, job_id: str) -> str:
+    """Run the job with this id (the message carries nothing else)."""
+    return tasks.execute(context.current(), job_id)
+
+
+@worker_process_init.connect
+def _warm_pool_process(**_: object) -> None:
+    """Import qiskit/aer and build backends before the first job, in each pool process."""
+    from workers.backends import warm_up
+
+    try:
+        warm_up(["aer_simulator"])
+    except Exception:  # a failed warm-up only costs the first job time
+        logger.exception("backend warm-up failed")
+    context.current()
+
+
+@worker_ready.connect
+def _start_reaper(sender=None, **_: object) -> None:
+    global _reaper
+    hostname = getattr(sender, "hostname", "worker")
+    queues = sorted(q.name for q in app.amqp.queues.consume_from.values()) if app.amqp.queues else []
+    _reaper = Reaper(Settings.load(), app, worker_name=hostname, queues=queues)
+    _reaper.start()
+
+
+@worker_shutdown.connect
+def _stop_reaper(**_: object) -> None:
+    if _reaper is not None:
+        _reaper.stop()

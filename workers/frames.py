@@ -1,0 +1,68 @@
+"""The pipe protocol between a program's process and its supervisor.
+
+A frame is one kind byte, a 4-byte big-endian length and that many bytes of
+UTF-8 text. Kinds: ``I`` interim result (encoder output), ``F`` final result
+published with ``final=True``, ``R`` the value ``main`` returned (encoded, or
+the raw string), ``E`` the traceback of an exception, ``L`` a logging record
+(JSON ``{"level", "text"}``). A frame over the reader's limit is skipped
+without being held in memory and reported as kind ``X`` with its size.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+INTERIM = b"I"
+FINAL = b"F"
+RETURN = b"R"
+ERROR = b"E"
+LOG = b"L"
+OVERSIZED = b"X"
+
+_HEADER = struct.Struct(">cI")
+
+
+def write_frame(fd: int, kind: bytes, text: str) -> None:
+    """Write one whole frame to ``fd`` (blocking until the supervisor reads it)."""
+    payload = text.encode("utf-8", errors="surrogateescape")
+    if len(payload) > 0xFFFFFFFF:
+        raise ValueError(f"message of {len(payload)} bytes is too large to send")
+    view = memoryview(_HEADER.pack(kind, len(payload)) + payload)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class FrameReader:
+    """Incrementally splits bytes read from the pipe into ``(kind, text)`` frames."""
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self._buffer = bytearray()
+        self._max = max_frame_bytes
+        self._skip = 0  # bytes still to discard of an oversized frame
+
+    def feed(self, data: bytes) -> list[tuple[bytes, str]]:
+        frames: list[tuple[bytes, str]] = []
+        self._buffer += data
+        while True:
+            if self._skip:
+                dropped = min(self._skip, len(self._buffer))
+                del self._buffer[:dropped]
+                self._skip -= dropped
+                if self._skip:
+                    return frames
+            if len(self._buffer) < _HEADER.size:
+                return frames
+            kind, size = _HEADER.unpack_from(self._buffer)
+            if size > self._max:
+                del self._buffer[: _HEADER.size]
+                self._skip = size
+                frames.append((OVERSIZED, f"{kind.decode(errors='replace')}:{size}"))
+                continue
+            end = _HEADER.size + size
+            if len(self._buffer) < end:
+                return frames
+            text = bytes(self._buffer[_HEADER.size : end]).decode("utf-8", errors="replace")
+            del self._buffer[:end]
+            frames.append((kind, text))

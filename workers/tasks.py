@@ -1,0 +1,54 @@
+"""The one Celery task: run a job, given its id.
+
+The task claims the job (atomic QUEUED→RUNNING), so a redelivered or duplicated
+message finds the job already taken and does nothing. It then hands the job to
+a :class:`~workers.supervisor.Supervisor`, which records the final status.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from orchestrator.errors import InvalidTransitionError, JobNotFoundError, NotFoundError, RequestError
+from orchestrator.status import JobStatus
+from workers.backends import get_backend
+from workers.context import WorkerContext
+from workers.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+
+def execute(ctx: WorkerContext, job_id: str) -> str:
+    """Claim and run one job; returns its final status (or why it was skipped)."""
+    store = ctx.store
+    try:
+        job = store.transition(
+            job_id, JobStatus.RUNNING, expect=[JobStatus.QUEUED], fields={"worker": ctx.name}
+        )
+    except JobNotFoundError:
+        logger.info("job %s no longer exists; message dropped", job_id)
+        return "missing"
+    except InvalidTransitionError as exc:
+        logger.info("job %s not claimed: %s", job_id, exc.message)
+        return "skipped"
+    try:
+        program = ctx.registry.get(job.program_id)
+        backend = get_backend(job.backend)
+    except (NotFoundError, RequestError) as exc:
+        _fail(ctx, job_id, f"Job {job_id} could not start: {exc.message}")
+        return JobStatus.FAILED.value
+    try:
+        return Supervisor(store, job, program, backend).run().value
+    except Exception as exc:  # the supervisor itself broke: never leave the job RUNNING
+        logger.exception("supervisor of job %s failed", job_id)
+        _fail(ctx, job_id, f"Job {job_id} failed inside qruntime: {type(exc).__name__}: {exc}")
+        return JobStatus.FAILED.value
+
+
+def _fail(ctx: WorkerContext, job_id: str, text: str) -> None:
+    try:
+        ctx.store.transition(
+            job_id, JobStatus.FAILED, expect=[JobStatus.RUNNING], result=text, reason=text
+        )
+    except (InvalidTransitionError, JobNotFoundError):
+        pass
