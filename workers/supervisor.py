@@ -24,8 +24,8 @@ from typing import Any
 from orchestrator.errors import InvalidTransitionError, JobNotFoundError
 from orchestrator.events import EVENT_INTERIM, EVENT_LOG
 from orchestrator.programs import Program
-from orchestrator.store import Job, JobStore
 from orchestrator.status import JobStatus
+from orchestrator.store import Job, JobStore
 from workers import frames
 from workers.sandbox import CPU_LIMIT_SLACK_S, ChildSpec, run_child
 

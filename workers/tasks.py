@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.errors import InvalidTransitionError, JobNotFoundError, NotFoundError, RequestError
+from orchestrator.errors import (
+    InvalidTransitionError,
+    JobNotFoundError,
+    NotFoundError,
+    RequestError,
+)
 from orchestrator.status import JobStatus
 from workers.backends import get_backend
 from workers.context import WorkerContext

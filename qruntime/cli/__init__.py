@@ -1,0 +1,46 @@
+"""The ``qruntime`` command line.
+
+Each command group registers its subcommands from its own module; heavy imports
+(qiskit, the encoder, Flask, Celery) happen inside the commands that need them,
+so ``qruntime --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from qruntime import __version__
+from qruntime.cli import server
+
+#: Modules that add subcommands: each has ``register(subparsers)``.
+COMMAND_MODULES = [server]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qruntime",
+        description="qruntime: run quantum programs as jobs beside their backend.",
+    )
+    parser.add_argument("--version", action="version", version=f"qruntime {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

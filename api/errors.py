@@ -1,0 +1,77 @@
+"""One error envelope for every failure: ``{"code", "status", "message", "errors"?}``.
+
+Views raise; these handlers render. ``code`` is the HTTP status, ``status`` its
+phrase, ``message`` a sentence saying what is wrong, ``errors`` per-field
+details from validation. Anything unexpected is logged and answered as a 500
+envelope, never an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from orchestrator.errors import RuntimeServiceError
+
+logger = logging.getLogger(__name__)
+
+
+def envelope(code: int, message: str, errors: Any = None) -> Response:
+    body: dict[str, Any] = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = code
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(RuntimeServiceError)
+    def _service_error(exc: RuntimeServiceError) -> Response:
+        return envelope(exc.http_status, exc.message, exc.errors)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError) -> Response:
+        return envelope(400, _summarize(exc.messages), exc.messages)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> Response:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        size = request.content_length
+        told = f"of {size} bytes " if size is not None else ""
+        return envelope(
+            413,
+            f"Request body {told}exceeds the limit of {limit} bytes (QRT_MAX_PAYLOAD_BYTES).",
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        message = exc.description or HTTPStatus(code).phrase
+        if code == 404 and exc.description and "requested URL was not found" in exc.description:
+            message = f"No such endpoint: {request.method} {request.path}"
+        if code == 405:
+            message = f"Method {request.method} is not allowed on {request.path}."
+        return envelope(code, message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return envelope(500, f"Internal error ({type(exc).__name__}); the server log has details.")
+
+
+def _summarize(messages: Any) -> str:
+    """'Invalid request: field: problem; other: problem.' from marshmallow's messages."""
+    parts = []
+    if isinstance(messages, dict):
+        for field, problems in messages.items():
+            text = "; ".join(str(p) for p in problems) if isinstance(problems, list) else str(problems)
+            parts.append(f"{field}: {text}")
+    else:
+        parts.append(str(messages))
+    return "Invalid request: " + "; ".join(parts)

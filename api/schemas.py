@@ -1,0 +1,118 @@
+"""marshmallow schemas for every request body and query string the API accepts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+
+from orchestrator.errors import RequestError
+
+#: Page size limits for listings.
+MAX_PAGE_SIZE = 1000
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Params(fields.Field):
+    """Program inputs: a JSON object in the seed wire format.
+
+    Also accepts the legacy shapes the seed's server took: a JSON string holding
+    the object, or a one-element list of either.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise ValidationError("Must be an object (or a one-element list holding one).")
+            value = value[0]
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValidationError(f"Is a string but not JSON text: {exc}.") from None
+        if not isinstance(value, dict):
+            raise ValidationError(f"Must be an object of program inputs, not {type(value).__name__}.")
+        return json.dumps(value)
+
+
+class JobSubmitSchema(Schema):
+    """``POST /jobs`` (the seed's fields; hub/group/project/runtime are accepted and ignored)."""
+
+    program_id = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    backend = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    params = Params(load_default=lambda: "{}")
+    log_level = fields.Str(load_default="WARNING")
+    max_execution_time = fields.Int(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
+    hub = fields.Str(allow_none=True)
+    group = fields.Str(allow_none=True)
+    project = fields.Str(allow_none=True)
+    runtime = fields.Str(allow_none=True)
+
+    @pre_load
+    def _accept_seed_spelling(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, dict) and "programId" in data and "program_id" not in data:
+            data = {**data, "program_id": data["programId"]}
+            del data["programId"]
+        return data
+
+    @post_load
+    def _normalize(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        level = data["log_level"].upper() if isinstance(data["log_level"], str) else data["log_level"]
+        level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+        if level not in LOG_LEVELS:
+            raise ValidationError(
+                f"{data['log_level']} is not a valid log level. The valid log levels are: "
+                + ", ".join(LOG_LEVELS) + ".",
+                field_name="log_level",
+            )
+        data["log_level"] = level
+        return data
+
+
+def _bool_param(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValidationError("Must be true or false.")
+
+
+class QueryBool(fields.Field):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        return _bool_param(str(value))
+
+
+class PageQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = fields.Int(load_default=None, validate=validate.Range(min=0, max=MAX_PAGE_SIZE))
+    offset = fields.Int(load_default=0, validate=validate.Range(min=0))
+
+
+class JobListQuerySchema(PageQuerySchema):
+    pending = QueryBool(load_default=None)
+    program = fields.Str(load_default=None)
+
+
+class EventQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    after = fields.Int(load_default=0, validate=validate.Range(min=0))
+
+
+def load_json_body(raw: bytes) -> Any:
+    """Parse a request body, saying exactly why it is not JSON when it is not."""
+    if not raw.strip():
+        raise RequestError("Request body is empty; a JSON object was expected.")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise RequestError("Request body is not UTF-8 text; a JSON object was expected.") from None
+    except ValueError as exc:
+        raise RequestError(f"Request body is not valid JSON: {exc}.") from None
+
+

@@ -1,0 +1,5 @@
+import sys
+
+from qruntime.cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""Server commands: ``qruntime up``, ``qruntime api``, ``qruntime worker``.
+
+``up`` runs the whole stack on one machine (API under gunicorn+gevent, Celery
+worker(s), and an embedded Redis when ``QRT_REDIS_URL`` is unset) and stops all
+of it on Ctrl-C or SIGTERM. ``api`` and ``worker`` run one part each, for
+operators who place them on different hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+#: How long ``up`` waits for the API to answer /health and a worker to announce itself.
+UP_TIMEOUT_S = 120.0
+#: How long children get to stop after SIGTERM before they are killed.
+STOP_GRACE_S = 15.0
+DEFAULT_PORT = 8000
+#: Concurrent SSE streams one gevent API process holds.
+GEVENT_CONNECTIONS = 2000
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    up = subparsers.add_parser("up", help="run API, worker(s) and (if needed) Redis on this machine")
+    up.add_argument("--host", default=os.environ.get("QRT_HOST", "127.0.0.1"))
+    up.add_argument("--port", type=int, default=int(os.environ.get("QRT_PORT", DEFAULT_PORT)))
+    up.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    up.add_argument("--concurrency", type=int, default=2, help="jobs each worker runs at once (default 2)")
+    up.add_argument("--data-dir", default=os.environ.get("QRT_DATA_DIR", str(Path.home() / ".qruntime")),
+                    help="where the embedded Redis keeps its data (default ~/.qruntime)")
+    up.set_defaults(handler=cmd_up)
+
+    api = subparsers.add_parser("api", help="run the REST API (gunicorn + gevent)")
+    api.add_argument("--host", default=os.environ.get("QRT_HOST", "127.0.0.1"))
+    api.add_argument("--port", type=int, default=int(os.environ.get("QRT_PORT", DEFAULT_PORT)))
+    api.add_argument("--processes", type=int, default=1, help="gunicorn worker processes")
+    api.set_defaults(handler=cmd_api)
+
+    worker = subparsers.add_parser("worker", help="run a Celery worker that executes jobs")
+    worker.add_argument("--backends", default="", help="comma-separated backend names to serve (default: all)")
+    worker.add_argument("--concurrency", type=int, default=2, help="jobs run at once (default 2)")
+    worker.add_argument("--name", default="", help="worker node name (default qruntime-<pid>@<host>)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=cmd_worker)
+
+
+def api_command(host: str, port: int, processes: int = 1) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--worker-class", "gevent",
+        "--worker-connections", str(GEVENT_CONNECTIONS),
+        "--workers", str(processes),
+        "--bind", f"{host}:{port}",
+        "--timeout", "120",
+        "--graceful-timeout", "10",
+        "--access-logfile", "-",
+        "api.wsgi:app",
+    ]
+
+
+def worker_command(backends: str = "", concurrency: int = 2, name: str = "", loglevel: str = "INFO") -> list[str]:
+    from orchestrator.backends import find_backend, groups, queue_for_group
+
+    if backends:
+        queues = sorted({find_backend(b.strip()).queue for b in backends.split(",") if b.strip()})
+    else:
+        queues = [queue_for_group(g) for g in groups()]
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+        "--pool", "prefork",
+        "--concurrency", str(concurrency),
+        "--queues", ",".join(queues),
+        "--hostname", name or f"qruntime-{os.getpid()}@%h",
+        "--loglevel", loglevel,
+        "--without-mingle",
+        "--without-gossip",
+    ]
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    os.execv(sys.executable, api_command(args.host, args.port, args.processes))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    os.execv(sys.executable, worker_command(args.backends, args.concurrency, args.name, args.loglevel))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from qruntime.localredis import LocalRedis
+
+    env = dict(os.environ)
+    redis_server = None
+    if not env.get("QRT_REDIS_URL"):
+        redis_server = LocalRedis(data_dir=Path(args.data_dir) / "redis", prefer_bundled=True).start()
+        env["QRT_REDIS_URL"] = redis_server.url
+        print(f"qruntime: embedded Redis at {redis_server.url} (data in {args.data_dir}/redis)", flush=True)
+    children: list[subprocess.Popen] = []
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for index in range(args.workers):
+            cmd = worker_command(concurrency=args.concurrency, name=f"qruntime-{os.getpid()}-{index}@%h")
+            children.append(subprocess.Popen(cmd, env=env, start_new_session=True))
+        children.append(subprocess.Popen(api_command(args.host, args.port), env=env, start_new_session=True))
+        url = f"http://{args.host}:{args.port}"
+        _wait_until_up(url, args.workers, children, lambda: stopping)
+        if not stopping:
+            print(f"qruntime is up at {url} ({args.workers} worker(s)). Press Ctrl-C to stop.", flush=True)
+        while not stopping:
+            for child in children:
+                if child.poll() is not None:
+                    print(f"qruntime: {child.args[2:5]} exited with code {child.returncode}; stopping.", flush=True)
+                    stopping = True
+            time.sleep(0.5)
+    except RuntimeError as exc:
+        print(f"qruntime: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        _stop_all(children)
+        if redis_server is not None:
+            redis_server.stop()
+        print("qruntime: stopped.", flush=True)
+    return 0
+
+
+def _wait_until_up(url: str, workers: int, children: list[subprocess.Popen], stopping) -> None:
+    import json
+
+    deadline = time.monotonic() + UP_TIMEOUT_S
+    while time.monotonic() < deadline and not stopping():
+        for child in children:
+            if child.poll() is not None:
+                raise RuntimeError(f"{' '.join(child.args[2:5])} exited with code {child.returncode} while starting")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if json.load(response).get("workers", 0) >= workers:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    if not stopping():
+        raise RuntimeError(f"the service did not come up at {url} within {UP_TIMEOUT_S:.0f} s")
+
+
+def _stop_all(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
