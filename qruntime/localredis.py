@@ -68,6 +68,7 @@ class LocalRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C reaches our owner, who stops us last
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

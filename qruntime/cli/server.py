@@ -155,7 +155,8 @@ def _wait_until_up(url: str, workers: int, children: list[subprocess.Popen], sto
 
 
 def _stop_all(children: list[subprocess.Popen]) -> None:
-    for child in children:
+    """SIGTERM every child's process group (API first), wait, then SIGKILL stragglers."""
+    for child in reversed(children):
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S

@@ -1,0 +1,28 @@
+"""Shared fixtures: one real stack (Redis + worker + API) for the session.
+
+Tests that kill or reconfigure processes build their own ``Stack`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import Stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = Stack()
+    try:
+        stack.start_worker(concurrency=2)
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def api_url(stack: Stack) -> str:
+    return stack.url

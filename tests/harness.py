@@ -1,0 +1,170 @@
+"""Real stacks for tests and benchmarks: a private Redis, Celery workers, the API.
+
+Each :class:`Stack` starts its own ``redis-server`` on a free port and runs the
+same commands an operator runs (``qruntime worker``, ``qruntime api``) as child
+processes, so tests exercise real HTTP, a real broker and real forks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from orchestrator.redisconn import connect
+from orchestrator.settings import Settings
+from orchestrator.store import JobStore
+from qruntime.localredis import LocalRedis, free_port
+
+TESTS_DIR = Path(__file__).resolve().parent
+TEST_PROGRAMS_DIR = TESTS_DIR / "programs"
+#: Longest any helper here waits for a condition before failing the test.
+DEFAULT_WAIT_S = 60.0
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = DEFAULT_WAIT_S, interval: float = 0.02,
+             message: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+class Stack:
+    """A Redis server plus any number of workers and API servers, all stopped together."""
+
+    def __init__(self, **overrides: Any) -> None:
+        self.redis_server = LocalRedis().start()
+        base = {
+            "redis_url": self.redis_server.url,
+            "programs_dirs": str(TEST_PROGRAMS_DIR),
+            "heartbeat_interval_s": 0.5,
+            "heartbeat_stale_s": 3.0,
+            "reaper_interval_s": 0.5,
+            "kill_grace_s": 1.0,
+            "job_memory_mb": 4096,
+        }
+        base.update(overrides)
+        self.settings = Settings.load(base, environ={})
+        self.env = {**os.environ, **self.settings.as_env()}
+        self.redis = connect(self.settings)
+        self.store = JobStore(self.redis, self.settings)
+        self.workers: list[subprocess.Popen] = []
+        self.apis: list[subprocess.Popen] = []
+        self.url = ""
+        self._logs: list[Path] = []
+
+    # -- processes -----------------------------------------------------------------
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
+        log = Path(os.environ.get("QRT_TEST_LOG_DIR", "/tmp")) / f"qrt-test-{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        self._logs.append(log)
+        with open(log, "wb") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "qruntime", *args],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def start_worker(self, *, concurrency: int = 2, backends: str = "", name: str | None = None) -> subprocess.Popen:
+        """Start ``qruntime worker`` and wait until it announces itself."""
+        node = name or f"w{len(self.workers)}-{os.getpid()}@test"
+        args = ["worker", "--concurrency", str(concurrency), "--name", node, "--loglevel", "WARNING"]
+        if backends:
+            args += ["--backends", backends]
+        process = self._spawn(args, "worker")
+        self.workers.append(process)
+        wait_for(lambda: self.redis.hexists(self.store.keys.workers(), node) or _died(process),
+                 timeout=120, message=f"worker {node} to start")
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited with code {process.returncode}")
+        return process
+
+    def start_api(self, port: int | None = None) -> str:
+        """Start ``qruntime api`` (gunicorn + gevent) and wait for /health."""
+        port = port or free_port()
+        process = self._spawn(["api", "--port", str(port)], "api")
+        self.apis.append(process)
+        self.url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"api exited with code {process.returncode}")
+            try:
+                return requests.get(self.url + "/health", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_for(healthy, timeout=60, message="api to answer /health")
+        return self.url
+
+    def kill(self, process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        """Signal a worker/API's whole process group and reap it."""
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for process in [*self.apis, *self.workers]:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for process in [*self.apis, *self.workers]:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.redis.close()
+        self.redis_server.stop()
+        for log in self._logs:
+            log.unlink(missing_ok=True)
+
+    def logs(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for log in self._logs if log.exists())
+
+    # -- HTTP helpers -----------------------------------------------------------------
+
+    def submit(self, program_id: str, params: dict | None = None, *, backend: str = "aer_simulator",
+               **fields: Any) -> dict:
+        body = {"program_id": program_id, "backend": backend, "params": params or {}, **fields}
+        response = requests.post(self.url + "/jobs", data=json.dumps(body), timeout=30)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def job(self, job_id: str) -> dict:
+        response = requests.get(f"{self.url}/jobs/{job_id}", timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_status(self, job_id: str, *statuses: str, timeout: float = DEFAULT_WAIT_S) -> dict:
+        """Wait until the job's status is one of ``statuses`` (default: any final one)."""
+        wanted = set(statuses) or {"COMPLETED", "FAILED", "CANCELLED", "CANCELLED - RAN TOO LONG"}
+        return wait_for(lambda: (j := self.job(job_id))["status"] in wanted and j,
+                        timeout=timeout, interval=0.05, message=f"job {job_id} to become {sorted(wanted)}")
+
+    def result_text(self, job_id: str) -> str:
+        response = requests.get(f"{self.url}/jobs/{job_id}/results", timeout=30)
+        assert response.status_code == 200, response.text
+        return response.text
+
+
+def _died(process: subprocess.Popen) -> bool:
+    return process.poll() is not None

@@ -1,0 +1,2 @@
+def main(backend, user_messenger, **kwargs):
+    return kwargs
