@@ -1,36 +1,59 @@
 """Who is calling: the one place the caller's identity is decided.
 
-Every view asks :func:`current_identity`; nothing else looks at headers or
-decides ownership. Until accounts exist, every caller is the local admin.
+Every request but ``/health`` must carry ``Authorization: Bearer <token>`` (the
+seed's ``X-Access-Token`` header is accepted too). The token is looked up in the
+account store on every request, so a revoked token stops working at once. With
+``QRT_AUTH=off`` every caller is one local admin — for a single-user laptop only.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from flask import g, request
 
-ROLE_ADMIN = "admin"
-ROLE_DEVELOPER = "developer"
-ROLE_USER = "user"
-LOCAL_USER = "local"
+from api.services import services
+from orchestrator.accounts import ROLE_ADMIN, Identity
+from orchestrator.errors import AuthenticationError, PermissionDeniedError
+
+#: Endpoints anyone may call without a token.
+PUBLIC_ENDPOINTS = frozenset({"health.health"})
+LOCAL_ADMIN = Identity(name="local", role=ROLE_ADMIN)
 
 
-@dataclasses.dataclass(frozen=True)
-class Identity:
-    name: str
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ROLE_ADMIN
-
-    def may_see_job(self, owner: str) -> bool:
-        return self.is_admin or owner == self.name
-
-    @property
-    def list_scope(self) -> str | None:
-        """The owner whose jobs a listing shows; None means everyone's."""
-        return None if self.is_admin else self.name
+def authenticate_request() -> None:
+    """``before_request`` hook: set ``g.identity`` or answer 401."""
+    if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
+        return
+    if services().settings.auth == "off":
+        g.identity = LOCAL_ADMIN
+        return
+    token = _presented_token()
+    if not token:
+        raise AuthenticationError(
+            "This endpoint needs a token: send 'Authorization: Bearer <token>'."
+        )
+    identity = services().accounts.authenticate(token)
+    if identity is None:
+        raise AuthenticationError("The token is not valid: unknown, revoked or expired.")
+    g.identity = identity
 
 
 def current_identity() -> Identity:
-    return Identity(name=LOCAL_USER, role=ROLE_ADMIN)
+    identity = g.get("identity")
+    if identity is None:  # a public endpoint asked: it gets no rights
+        raise AuthenticationError("This endpoint needs a token.")
+    return identity
+
+
+def require_admin() -> Identity:
+    identity = current_identity()
+    if not identity.is_admin:
+        raise PermissionDeniedError("Only administrators may do this.")
+    return identity
+
+
+def _presented_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("X-Access-Token", "").strip()

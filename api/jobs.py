@@ -8,6 +8,7 @@ import time
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from api.auth import current_identity
+from api.programs import visible_program
 from api.schemas import EventQuerySchema, JobListQuerySchema, JobSubmitSchema, load_json_body
 from api.services import services
 from orchestrator.backends import find_backend
@@ -18,6 +19,7 @@ from orchestrator.errors import (
     UnavailableError,
 )
 from orchestrator.events import EVENT_INTERIM
+from orchestrator.inputs import check_inputs
 from orchestrator.status import JobStatus
 from orchestrator.store import Job
 
@@ -36,7 +38,7 @@ def visible_job(job_id: str) -> Job:
         job = services().store.get(job_id)
     except JobNotFoundError:
         raise JobNotFoundError(f"Job not found: {job_id}") from None
-    if not current_identity().may_see_job(job.owner):
+    if not current_identity().owns(job.owner):
         raise JobNotFoundError(f"Job not found: {job_id}")
     return job
 
@@ -45,7 +47,7 @@ def visible_job(job_id: str) -> Job:
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     body = JobSubmitSchema().load(load_json_body(request.get_data()))
     svc = services()
-    program = svc.registry.get(body["program_id"])
+    program = visible_program(body["program_id"], body["version"])
     backend = find_backend(body["backend"])
     min_qubits = program.backend_requirements.get("min_num_qubits")
     if isinstance(min_qubits, int) and backend.num_qubits < min_qubits:
@@ -61,6 +63,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
                 f"{program.id}'s own limit of {max_time} s; a job may only lower it."
             )
         max_time = body["max_execution_time"]
+    check_inputs(body["params"], program.spec.get("parameters"))
     job = svc.store.create(
         program_id=program.id,
         program_version=program.version,

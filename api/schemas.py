@@ -43,6 +43,7 @@ class JobSubmitSchema(Schema):
     backend = fields.Str(required=True, validate=validate.Length(min=1, max=200))
     params = Params(load_default=lambda: "{}")
     log_level = fields.Str(load_default="WARNING")
+    version = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
     max_execution_time = fields.Int(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
     hub = fields.Str(allow_none=True)
     group = fields.Str(allow_none=True)
@@ -116,3 +117,17 @@ def load_json_body(raw: bytes) -> Any:
         raise RequestError(f"Request body is not valid JSON: {exc}.") from None
 
 
+
+
+def load_json_object(raw: bytes, allowed: frozenset[str], *, empty_ok: bool = False) -> dict[str, Any]:
+    """A JSON object body with only ``allowed`` keys (unknown ones are named in the 400)."""
+    body = {} if empty_ok and not raw.strip() else load_json_body(raw)
+    if not isinstance(body, dict):
+        raise RequestError(f"Request body must be a JSON object, not {type(body).__name__}.")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise RequestError(
+            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}.",
+            {name: ["Unknown field."] for name in unknown},
+        )
+    return body

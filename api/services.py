@@ -9,6 +9,8 @@ import redis
 from celery import Celery
 from flask import current_app
 
+from orchestrator.accounts import Accounts
+from orchestrator.program_store import Programs, ProgramStore
 from orchestrator.programs import ProgramRegistry
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
@@ -20,16 +22,19 @@ class Services:
     settings: Settings
     redis: redis.Redis
     store: JobStore
-    registry: ProgramRegistry
+    programs: Programs
+    accounts: Accounts
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         client = connect(settings)
+        store = JobStore(client, settings)
         return cls(
             settings=settings,
             redis=client,
-            store=JobStore(client, settings),
-            registry=ProgramRegistry(settings.program_paths),
+            store=store,
+            programs=Programs(ProgramRegistry(settings.program_paths), ProgramStore(client, store.keys)),
+            accounts=Accounts(client, store.keys),
         )
 
     @cached_property

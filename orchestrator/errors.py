@@ -37,6 +37,18 @@ class PayloadTooLargeError(RequestError):
     http_status = 413
 
 
+class AuthenticationError(RuntimeServiceError):
+    """Raised when a request carries no valid bearer token."""
+
+    http_status = 401
+
+
+class PermissionDeniedError(RuntimeServiceError):
+    """Raised when the caller may see a resource but not do what it asked to it."""
+
+    http_status = 403
+
+
 class NotFoundError(RuntimeServiceError):
     """Raised when a job, program or backend does not exist (or may not be seen)."""
 

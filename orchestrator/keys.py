@@ -34,6 +34,22 @@ Schema (``{ns}`` = namespace, ``{id}`` = job id):
     RUNNING job. Writer: supervisor heartbeat, JobStore.transition. Reader: reaper.
 ``{ns}:workers`` — hash, worker name → JSON ``{"queues", "backends", "seen"}``.
     Writer: workers on start and heartbeat. Reader: api ``/backends``, ``/health``.
+``{ns}:users`` — hash, user name → JSON ``{"name", "role", "created"}``.
+    Writer/reader: Accounts (api admin endpoints, ``qruntime users``). TTL: none.
+``{ns}:token:{sha256}`` — hash, one bearer token by the SHA-256 of its secret:
+    ``id, user, created, expires_at`` (epoch s or ""), ``description``. Writer:
+    Accounts. Reader: api authentication. TTL: the token's expiry, if any.
+``{ns}:token_ids`` — hash, public token id → SHA-256 (to list and revoke by id).
+``{ns}:program:{id}`` — hash, an uploaded program's current state: ``id, name,
+    owner, description, cost, spec`` (JSON), ``is_public`` ("1"/"0"), ``entry``,
+    ``version`` (current), ``versions`` (count), ``creation_date, update_date``.
+    Writer: ProgramStore (api). Reader: api, workers. TTL: none.
+``{ns}:program:{id}:version:{v}`` — hash, one immutable version: the metadata
+    fields above as they were, plus ``data`` (the source, or a zip/tar archive),
+    ``kind`` (source | zip | tar), ``sha256``, ``created``. Writer: ProgramStore.
+    Reader: api (``/versions``, source for authors), workers (materialise). TTL: none.
+``{ns}:programs`` — sorted set of uploaded program ids by creation time.
+``{ns}:program_names`` — hash, ``owner/name`` → program id (one name per owner).
 """
 
 from __future__ import annotations
@@ -91,3 +107,24 @@ class Keys:
 
     def workers(self) -> str:
         return f"{self.namespace}:workers"
+
+    def users(self) -> str:
+        return f"{self.namespace}:users"
+
+    def token(self, digest: str) -> str:
+        return f"{self.namespace}:token:{digest}"
+
+    def token_ids(self) -> str:
+        return f"{self.namespace}:token_ids"
+
+    def program(self, program_id: str) -> str:
+        return f"{self.namespace}:program:{program_id}"
+
+    def program_version(self, program_id: str, version: str) -> str:
+        return f"{self.namespace}:program:{program_id}:version:{version}"
+
+    def programs(self) -> str:
+        return f"{self.namespace}:programs"
+
+    def program_names(self) -> str:
+        return f"{self.namespace}:program_names"

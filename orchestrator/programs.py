@@ -30,12 +30,19 @@ class Program:
     description: str
     max_execution_time: int
     spec: dict[str, Any]
-    source_path: Path
+    source_path: Path | None
     version: str
     creation_date: str
     update_date: str
     is_public: bool = True
     owner: str = ""
+    kind: str = "source"
+    entry: str = ""
+
+    @property
+    def builtin(self) -> bool:
+        """Built-ins ship with the server: public, read-only, their source on disk."""
+        return self.source_path is not None
 
     @property
     def backend_requirements(self) -> dict[str, Any]:
@@ -53,6 +60,8 @@ class Program:
             "is_public": self.is_public,
             "spec": self.spec,
             "version": self.version,
+            "owner": self.owner or None,
+            "builtin": self.builtin,
         }
 
 

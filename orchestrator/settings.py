@@ -62,6 +62,8 @@ class Settings:
     max_result_bytes: int = 64 * 1024 * 1024
     #: How long a cancel request waits for a running job to stop before answering.
     cancel_wait_s: float = 10.0
+    #: "on" (every endpoint but /health needs a bearer token) or "off" (one local admin).
+    auth: str = "on"
 
     @property
     def broker(self) -> str:

@@ -57,12 +57,23 @@ class Stack:
             "reaper_interval_s": 0.5,
             "kill_grace_s": 1.0,
             "job_memory_mb": 4096,
+            # Feature tests run as the single local admin; tests/test_permissions.py turns auth on.
+            "auth": "off",
         }
         base.update(overrides)
         self.settings = Settings.load(base, environ={})
         self.env = {**os.environ, **self.settings.as_env()}
         self.redis = connect(self.settings)
         self.store = JobStore(self.redis, self.settings)
+        self.http = requests.Session()
+        self.admin_token = ""
+        if self.settings.auth != "off":
+            from orchestrator.accounts import Accounts
+
+            accounts = Accounts(self.redis, self.store.keys)
+            accounts.add_user("harness-admin", "admin")
+            self.admin_token, _ = accounts.create_token("harness-admin")
+            self.http.headers["Authorization"] = f"Bearer {self.admin_token}"
         self.workers: list[subprocess.Popen] = []
         self.apis: list[subprocess.Popen] = []
         self.url = ""
@@ -145,12 +156,12 @@ class Stack:
     def submit(self, program_id: str, params: dict | None = None, *, backend: str = "aer_simulator",
                **fields: Any) -> dict:
         body = {"program_id": program_id, "backend": backend, "params": params or {}, **fields}
-        response = requests.post(self.url + "/jobs", data=json.dumps(body), timeout=30)
+        response = self.http.post(self.url + "/jobs", data=json.dumps(body), timeout=30)
         assert response.status_code == 201, response.text
         return response.json()
 
     def job(self, job_id: str) -> dict:
-        response = requests.get(f"{self.url}/jobs/{job_id}", timeout=30)
+        response = self.http.get(f"{self.url}/jobs/{job_id}", timeout=30)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -161,7 +172,7 @@ class Stack:
                         timeout=timeout, interval=0.05, message=f"job {job_id} to become {sorted(wanted)}")
 
     def result_text(self, job_id: str) -> str:
-        response = requests.get(f"{self.url}/jobs/{job_id}/results", timeout=30)
+        response = self.http.get(f"{self.url}/jobs/{job_id}/results", timeout=30)
         assert response.status_code == 200, response.text
         return response.text
 

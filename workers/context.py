@@ -13,6 +13,7 @@ import socket
 
 import redis
 
+from orchestrator.program_store import Programs, ProgramStore
 from orchestrator.programs import ProgramRegistry
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
@@ -24,7 +25,7 @@ class WorkerContext:
     settings: Settings
     redis: redis.Redis
     store: JobStore
-    registry: ProgramRegistry
+    programs: Programs
     name: str
 
 
@@ -32,11 +33,12 @@ class WorkerContext:
 def _context_for(pid: int) -> WorkerContext:
     settings = Settings.load()
     client = connect(settings)
+    store = JobStore(client, settings)
     return WorkerContext(
         settings=settings,
         redis=client,
-        store=JobStore(client, settings),
-        registry=ProgramRegistry(settings.program_paths),
+        store=store,
+        programs=Programs(ProgramRegistry(settings.program_paths), ProgramStore(client, store.keys)),
         name=f"{socket.gethostname()}:{pid}",
     )
 

@@ -18,6 +18,7 @@ from orchestrator.errors import (
 from orchestrator.status import JobStatus
 from workers.backends import get_backend
 from workers.context import WorkerContext
+from workers.program_cache import with_source_path
 from workers.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
         logger.info("job %s not claimed: %s", job_id, exc.message)
         return "skipped"
     try:
-        program = ctx.registry.get(job.program_id)
+        program = ctx.programs.get(job.program_id, job.program_version or None)
+        program = with_source_path(program, ctx.programs.store, ctx.settings.namespace)
         backend = get_backend(job.backend)
     except (NotFoundError, RequestError) as exc:
         _fail(ctx, job_id, f"Job {job_id} could not start: {exc.message}")
