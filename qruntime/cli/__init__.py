@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from qruntime import __version__
-from qruntime.cli import server
+from qruntime.cli import admin, server
 
 #: Modules that add subcommands: each has ``register(subparsers)``.
-COMMAND_MODULES = [server]
+COMMAND_MODULES = [server, admin]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,6 +115,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             children.append(subprocess.Popen(cmd, env=env, start_new_session=True))
         children.append(subprocess.Popen(api_command(args.host, args.port), env=env, start_new_session=True))
         url = f"http://{args.host}:{args.port}"
+        _bootstrap_admin(env, url)
         _wait_until_up(url, args.workers, children, lambda: stopping)
         if not stopping:
             print(f"qruntime is up at {url} ({args.workers} worker(s)). Press Ctrl-C to stop.", flush=True)
@@ -133,6 +134,31 @@ def cmd_up(args: argparse.Namespace) -> int:
             redis_server.stop()
         print("qruntime: stopped.", flush=True)
     return 0
+
+
+def _bootstrap_admin(env: dict[str, str], url: str) -> None:
+    """On a store with no users, create ``admin`` and save its token as this machine's account."""
+    from orchestrator.accounts import Accounts
+    from orchestrator.keys import Keys
+    from orchestrator.redisconn import connect
+    from orchestrator.settings import Settings
+    from qruntime.client.account import account_path, save_account
+
+    settings = Settings.load(environ=env)
+    if settings.auth == "off":
+        return
+    client = connect(settings)
+    try:
+        accounts = Accounts(client, Keys(settings.namespace))
+        if accounts.has_users():
+            return
+        accounts.add_user("admin", "admin")
+        secret, _ = accounts.create_token("admin", description="created by qruntime up")
+    finally:
+        client.close()
+    save_account(url, secret, overwrite=True)
+    print(f"qruntime: created user 'admin'; its token is saved in {account_path()} "
+          f"(the client and CLI use it). Token, shown once: {secret}", flush=True)
 
 
 def _wait_until_up(url: str, workers: int, children: list[subprocess.Popen], stopping) -> None:

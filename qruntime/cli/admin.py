@@ -1,0 +1,194 @@
+"""Admin commands: ``qruntime users ...`` and ``qruntime tokens ...``.
+
+They talk to the REST API with the caller's token (``--url``/``QRT_URL``,
+``--token``/``QRT_TOKEN`` or the saved account). ``--direct`` talks to Redis
+instead (``QRT_REDIS_URL``), which is how the first admin of a fresh deployment
+is made when no token exists yet (``qruntime up`` does it by itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    users = subparsers.add_parser("users", help="manage users (admins)")
+    users_sub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    add = users_sub.add_parser("add", help="add a user and print a first token for them")
+    add.add_argument("name")
+    add.add_argument("--role", choices=("admin", "developer", "user"), default="user")
+    _common(add)
+    add.set_defaults(handler=cmd_users_add)
+    listing = users_sub.add_parser("list", help="list users")
+    _common(listing)
+    listing.set_defaults(handler=cmd_users_list)
+    remove = users_sub.add_parser("remove", help="remove a user and revoke their tokens")
+    remove.add_argument("name")
+    _common(remove)
+    remove.set_defaults(handler=cmd_users_remove)
+
+    tokens = subparsers.add_parser("tokens", help="create, list and revoke bearer tokens")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+    create = tokens_sub.add_parser("create", help="create a token (printed once)")
+    create.add_argument("--user", default=None, help="whose token (admins only; default: yourself)")
+    create.add_argument("--expires-in", type=float, default=None, metavar="SECONDS")
+    create.add_argument("--description", default="")
+    create.add_argument("--save", action="store_true", help="save it as this machine's account")
+    _common(create)
+    create.set_defaults(handler=cmd_tokens_create)
+    tlist = tokens_sub.add_parser("list", help="list tokens (ids, never secrets)")
+    tlist.add_argument("--user", default=None)
+    _common(tlist)
+    tlist.set_defaults(handler=cmd_tokens_list)
+    show = tokens_sub.add_parser("show", help="print the saved account's token (for curl: $(qruntime tokens show))")
+    show.set_defaults(handler=cmd_tokens_show)
+    revoke = tokens_sub.add_parser("revoke", help="revoke a token by id (stops working at once)")
+    revoke.add_argument("token_id")
+    _common(revoke)
+    revoke.set_defaults(handler=cmd_tokens_revoke)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=None, help="API URL (QRT_URL; default the saved account)")
+    parser.add_argument("--token", default=None, help="bearer token (QRT_TOKEN; default the saved account)")
+    parser.add_argument("--direct", action="store_true", help="write to Redis (QRT_REDIS_URL) instead of the API")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+class _Rest:
+    """The API, with the caller's credentials."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from qruntime.client.account import resolve
+        from qruntime.client.http import ApiClient
+
+        url, token = resolve(args.url, args.token)
+        self.api = ApiClient(url, token)
+        self.url = url
+
+    def __call__(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Any:
+        response = self.api.request(method, path, body=body, params=params)
+        return response.json() if response.content else None
+
+
+def _accounts():
+    from orchestrator.accounts import Accounts
+    from orchestrator.keys import Keys
+    from orchestrator.redisconn import connect
+    from orchestrator.settings import Settings
+
+    settings = Settings.load()
+    return Accounts(connect(settings), Keys(settings.namespace))
+
+
+def _run(action) -> int:
+    try:
+        action()
+    except Exception as exc:  # every failure is a one-line message, not a traceback
+        message = getattr(exc, "message", None) or str(exc)
+        print(f"qruntime: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else text)
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    def action() -> None:
+        if args.direct:
+            accounts = _accounts()
+            user = accounts.add_user(args.name, args.role)
+            secret, info = accounts.create_token(args.name, description="first token")
+            token = {**info.to_api(), "token": secret}
+        else:
+            rest = _Rest(args)
+            user = rest("POST", "/users", {"name": args.name, "role": args.role})
+            token = rest("POST", "/tokens", {"user": args.name, "description": "first token"})
+        _print(args, {"user": user, "token": token},
+               f"Added {user['name']} ({user['role']}). Their token (shown once):\n{token['token']}")
+
+    return _run(action)
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    def action() -> None:
+        users = _accounts().list_users() if args.direct else _Rest(args)("GET", "/users")["users"]
+        _print(args, users, "\n".join(f"{u['name']:24} {u['role']:10} {u['created']}" for u in users))
+
+    return _run(action)
+
+
+def cmd_users_remove(args: argparse.Namespace) -> int:
+    def action() -> None:
+        if args.direct:
+            _accounts().remove_user(args.name)
+        else:
+            _Rest(args)("DELETE", f"/users/{args.name}")
+        _print(args, {"removed": args.name}, f"Removed {args.name}; their tokens are revoked.")
+
+    return _run(action)
+
+
+def cmd_tokens_create(args: argparse.Namespace) -> int:
+    def action() -> None:
+        if args.direct:
+            if not args.user:
+                raise ValueError("--direct needs --user NAME")
+            secret, info = _accounts().create_token(args.user, expires_in_s=args.expires_in,
+                                                     description=args.description)
+            token, url = {**info.to_api(), "token": secret}, args.url
+        else:
+            rest = _Rest(args)
+            body = {"user": args.user, "expires_in_s": args.expires_in, "description": args.description}
+            token = rest("POST", "/tokens", {k: v for k, v in body.items() if v not in (None, "")})
+            url = rest.url
+        if args.save:
+            from qruntime.client.account import save_account
+
+            if not url:
+                raise ValueError("--save needs --url (or QRT_URL) to know which server the token is for")
+            save_account(url, token["token"], overwrite=True)
+        _print(args, token, f"Token {token['id']} for {token['user']} (shown once):\n{token['token']}")
+
+    return _run(action)
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    def action() -> None:
+        if args.direct:
+            tokens = [t.to_api() for t in _accounts().list_tokens(args.user)]
+        else:
+            tokens = _Rest(args)("GET", "/tokens", params={"user": args.user} if args.user else None)["tokens"]
+        lines = [f"{t['id']:14} {t['user']:20} {t['created']:26} "
+                 f"{'expires ' + str(int(t['expires_at'])) if t['expires_at'] else 'no expiry':20} "
+                 f"{t['description']}" for t in tokens]
+        _print(args, tokens, "\n".join(lines) or "No tokens.")
+
+    return _run(action)
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    def action() -> None:
+        if args.direct:
+            _accounts().revoke(args.token_id)
+        else:
+            _Rest(args)("DELETE", f"/tokens/{args.token_id}")
+        _print(args, {"revoked": args.token_id}, f"Revoked token {args.token_id}.")
+
+    return _run(action)
+
+
+def cmd_tokens_show(args: argparse.Namespace) -> int:
+    from qruntime.client.account import account_path, load_account
+
+    token = load_account().get("token")
+    if not token:
+        print(f"qruntime: no token is saved in {account_path()}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
