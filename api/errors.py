@@ -12,6 +12,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import redis
 from flask import Flask, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -58,6 +59,12 @@ def register(app: Flask) -> None:
         if code == 405:
             message = f"Method {request.method} is not allowed on {request.path}."
         return envelope(code, message)
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _store_unreachable(exc: redis.RedisError) -> Response:
+        logger.error("job store unreachable on %s %s: %s", request.method, request.path, exc)
+        return envelope(503, "The job store (Redis) is unreachable; try again shortly.")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
