@@ -15,7 +15,7 @@ from orchestrator.accounts import ROLE_ADMIN, Identity
 from orchestrator.errors import AuthenticationError, PermissionDeniedError
 
 #: Endpoints anyone may call without a token.
-PUBLIC_ENDPOINTS = frozenset({"health.health"})
+PUBLIC_ENDPOINTS = frozenset({"health.health", "openapi.openapi"})
 LOCAL_ADMIN = Identity(name="local", role=ROLE_ADMIN)
 
 
