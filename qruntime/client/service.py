@@ -1,0 +1,255 @@
+"""``RuntimeService``: the seed's ``provider.runtime``, talking to a qruntime API.
+
+Code written for the seed changes one line, how the service is obtained::
+
+    provider = RuntimeService()          # was: IBMQ.load_account(); IBMQ.get_provider(...)
+    provider.runtime.pprint_programs()   # ``runtime`` is the service itself
+    job = provider.runtime.run("runtime-simple", options={"backend_name": "aer_simulator"},
+                               inputs={"iterations": 3}, callback=print)
+    print(job.result())
+
+Program upload, update, deletion and visibility belong to the program-management
+issue; they will be methods here that call new ``ApiClient`` endpoints.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from qruntime.client import account
+from qruntime.client.backend import RuntimeBackend
+from qruntime.client.decoder import ResultDecoder, encode_json
+from qruntime.client.exceptions import (
+    QiskitBackendNotFoundError,
+    QiskitRuntimeError,
+    RequestsApiError,
+    RuntimeJobNotFound,
+    RuntimeProgramNotFound,
+    prefixed,
+)
+from qruntime.client.http import PAGE_SIZE, ApiClient
+from qruntime.client.job import Callback, RuntimeJob
+from qruntime.client.options import RuntimeOptions
+from qruntime.client.program import ParameterNamespace, RuntimeProgram
+
+#: Page size of jobs() when no limit is given (the seed's).
+JOBS_PAGE_SIZE = 20
+
+
+class RuntimeService:
+    """Run programs on a qruntime server and manage their jobs.
+
+    Args:
+        url: the API's base URL; default ``QRT_URL``, then the saved account,
+            then ``http://127.0.0.1:8000`` (where ``qruntime up`` listens).
+        token: bearer token; default ``QRT_TOKEN``, then the saved account's.
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None) -> None:
+        self.url, token = account.resolve(url, token)
+        self._api = ApiClient(self.url, token)
+        self._programs: dict[str, RuntimeProgram] = {}
+        self._programs_complete = False
+
+    def __repr__(self) -> str:
+        return f"<RuntimeService('{self.url}')>"
+
+    # -- accounts ---------------------------------------------------------------------
+
+    @staticmethod
+    def save_account(url: str, token: str | None = None, overwrite: bool = False) -> None:
+        """Save ``url`` and ``token`` for later ``RuntimeService()`` calls.
+
+        An existing saved account is kept (with a warning) unless ``overwrite``.
+        """
+        account.save_account(url, token, overwrite=overwrite)
+
+    @staticmethod
+    def delete_account() -> bool:
+        """Forget the saved account; True if there was one."""
+        return account.delete_account()
+
+    @staticmethod
+    def saved_account() -> dict[str, str | None]:
+        """The saved ``{"url", "token"}`` (empty when none is saved)."""
+        return account.load_account()
+
+    @property
+    def runtime(self) -> RuntimeService:
+        """The service itself, so seed code's ``provider.runtime.…`` keeps working."""
+        return self
+
+    # -- programs -----------------------------------------------------------------------
+
+    def pprint_programs(self, refresh: bool = False, detailed: bool = False,
+                        limit: int | None = 20, skip: int = 0) -> None:
+        """Print the programs: id, name and description, or everything with ``detailed``."""
+        for program in self.programs(refresh, limit, skip):
+            print("=" * 50)
+            if detailed:
+                print(str(program))
+            else:
+                print(f"{program.program_id}:")
+                print(f"  Name: {program.name}")
+                print(f"  Description: {program.description}")
+
+    def programs(self, refresh: bool = False, limit: int | None = 20, skip: int = 0) -> list[RuntimeProgram]:
+        """The programs the caller may run (fetched once, then cached until ``refresh``).
+
+        Args:
+            refresh: ask the server again instead of using the cache.
+            limit: how many to return (None: all).
+            skip: how many to skip first.
+        """
+        if refresh or not self._programs_complete:
+            fetched: dict[str, RuntimeProgram] = {}
+            offset = 0
+            while True:
+                page = self._api.list_programs(limit=PAGE_SIZE, offset=offset)
+                for raw in page["programs"]:
+                    fetched[raw["id"]] = RuntimeProgram.from_api(raw, self._api.get_program)
+                offset += len(page["programs"])
+                if not page["programs"] or offset >= page["count"]:
+                    break
+            self._programs = fetched
+            self._programs_complete = True
+        skip = skip or 0
+        end = None if limit is None else skip + limit
+        return list(self._programs.values())[skip:end]
+
+    def program(self, program_id: str, refresh: bool = False) -> RuntimeProgram:
+        """One program's metadata.
+
+        Raises:
+            RuntimeProgramNotFound: no program with that id is visible.
+            QiskitRuntimeError: the request failed otherwise.
+        """
+        if refresh or program_id not in self._programs:
+            try:
+                raw = self._api.get_program(program_id)
+            except RequestsApiError as ex:
+                if ex.status_code == 404:
+                    raise RuntimeProgramNotFound(prefixed("Program not found: ", ex.detail)) from None
+                raise QiskitRuntimeError(f"Failed to get program: {ex.detail}") from None
+            self._programs[program_id] = RuntimeProgram.from_api(raw, self._api.get_program)
+        return self._programs[program_id]
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self, program_id: str, options: RuntimeOptions | dict[str, Any],
+            inputs: dict[str, Any] | ParameterNamespace, callback: Callback | None = None,
+            result_decoder: type[ResultDecoder] | None = None, image: str | None = "") -> RuntimeJob:
+        """Run a program; returns at once with the (queued) job.
+
+        Args:
+            program_id: the program to run.
+            options: ``RuntimeOptions`` or a dict of its fields (``backend_name`` required).
+            inputs: the program's inputs, a dict or a filled-in ``ParameterNamespace``.
+            callback: called as ``callback(job_id, interim_result)`` for each interim result.
+            result_decoder: decodes interim and final results (default ``ResultDecoder``).
+            image: deprecated, as in the seed; pass it in ``options``.
+
+        Raises:
+            IBMQInputValueError: options or inputs are invalid (the seed's messages).
+            TypeError: ``options`` has an unknown key.
+            QiskitBackendNotFoundError: the server knows no backend of that name.
+            RequestsApiError: the server refused the job otherwise.
+        """
+        if isinstance(options, dict):
+            options = RuntimeOptions(**options)
+        if image:
+            warnings.warn("Passing the 'image' keyword to RuntimeService.run is deprecated. "
+                          "Please pass it in as part of 'options'.", DeprecationWarning, stacklevel=2)
+            options.image = image
+        options.validate()
+        if isinstance(inputs, ParameterNamespace):
+            inputs.validate()
+            inputs = inputs.to_inputs()
+        body: dict[str, Any] = {"program_id": program_id, "backend": options.backend_name,
+                                "params": inputs, "runtime": options.image or None}
+        if options.log_level:
+            body["log_level"] = options.log_level
+        try:
+            raw = self._api.submit_job(encode_json(body))
+        except RequestsApiError as ex:
+            if ex.status_code == 400 and ex.errors is None and "Unknown backend" in ex.detail:
+                raise QiskitBackendNotFoundError(ex.detail) from None
+            raise
+        return RuntimeJob(self._api, raw["id"], program_id, backend_name=raw.get("backend", ""),
+                          params=inputs, creation_date=raw.get("created"), user_callback=callback,
+                          result_decoder=result_decoder, image=options.image or "",
+                          api_status=raw.get("status"), last_event_id=int(raw.get("last_event_id") or 0))
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> RuntimeJob:
+        """A job by id.
+
+        Raises:
+            RuntimeJobNotFound: no job with that id is visible.
+            QiskitRuntimeError: the request failed otherwise.
+        """
+        try:
+            raw = self._api.get_job(job_id)
+        except RequestsApiError as ex:
+            if ex.status_code == 404:
+                raise RuntimeJobNotFound(prefixed("Job not found: ", ex.detail)) from None
+            raise QiskitRuntimeError(f"Failed to get job: {ex.detail}") from None
+        return RuntimeJob.from_api(self._api, raw)
+
+    def jobs(self, limit: int | None = 10, skip: int = 0, pending: bool | None = None,
+             program_id: str | None = None) -> list[RuntimeJob]:
+        """The caller's jobs, newest first.
+
+        Args:
+            limit: how many at most (None: all).
+            skip: how many of the newest to skip.
+            pending: True for QUEUED/RUNNING only, False for ended jobs only, None for all.
+            program_id: only jobs of this program.
+        """
+        collected: list[dict[str, Any]] = []
+        offset = skip or 0
+        while True:
+            page_size = JOBS_PAGE_SIZE if limit is None else min(JOBS_PAGE_SIZE, limit - len(collected))
+            if page_size <= 0:
+                break
+            page = self._api.list_jobs(limit=page_size, offset=offset, pending=pending,
+                                       program_id=program_id)
+            collected.extend(page["jobs"])
+            offset += len(page["jobs"])
+            if not page["jobs"] or offset >= page["count"]:
+                break
+        return [RuntimeJob.from_api(self._api, raw) for raw in collected]
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a job (cancelling it first if it is still running) and all it left.
+
+        Raises:
+            RuntimeJobNotFound: no job with that id is visible.
+            QiskitRuntimeError: the request failed otherwise.
+        """
+        try:
+            self._api.delete_job(job_id)
+        except RequestsApiError as ex:
+            if ex.status_code == 404:
+                raise RuntimeJobNotFound(prefixed("Job not found: ", ex.detail)) from None
+            raise QiskitRuntimeError(f"Failed to delete job: {ex.detail}") from None
+
+    # -- backends -------------------------------------------------------------------------
+
+    def backends(self, name: str | None = None) -> list[RuntimeBackend]:
+        """The server's backends (each with a ``name``), optionally only the one named."""
+        found = [RuntimeBackend.from_api(raw) for raw in self._api.list_backends()]
+        return [b for b in found if b.matches(name)] if name else found
+
+    def get_backend(self, name: str) -> RuntimeBackend:
+        """The backend called ``name`` (or having it as an alias).
+
+        Raises:
+            QiskitBackendNotFoundError: there is none.
+        """
+        found = self.backends(name)
+        if not found:
+            raise QiskitBackendNotFoundError(f"No backend matches the criteria: {name}")
+        return found[0]
