@@ -23,6 +23,8 @@ from qruntime import __version__
 TIMEOUT_S = (5.0, 120.0)
 #: The seed session's retry policy: transient gateway errors and refused
 #: connections are retried with exponential backoff (0.5 s, 1 s, 2 s, …).
+#: Unlike the seed, a POST that reached the server is not re-sent on a 5xx
+#: (it may have created the job already); refused connections are retried for all.
 RETRY_TOTAL = 5
 RETRY_CONNECT = 3
 RETRY_BACKOFF_S = 0.5
@@ -35,7 +37,8 @@ def make_session(token: str | None) -> requests.Session:
     """A session with the retry policy and the headers every call carries."""
     session = requests.Session()
     retry = Retry(total=RETRY_TOTAL, connect=RETRY_CONNECT, backoff_factor=RETRY_BACKOFF_S,
-                  status_forcelist=RETRY_STATUSES, allowed_methods=None, raise_on_status=False)
+                  status_forcelist=RETRY_STATUSES, allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,
+                  raise_on_status=False)
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
