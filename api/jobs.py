@@ -8,8 +8,15 @@ import time
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from api.auth import current_identity
+from api.backends import waiting_note
 from api.programs import visible_program
-from api.schemas import EventQuerySchema, JobListQuerySchema, JobSubmitSchema, load_json_body
+from api.schemas import (
+    EventQuerySchema,
+    JobListQuerySchema,
+    JobSubmitSchema,
+    load_json_body,
+    require_object,
+)
 from api.services import services
 from orchestrator.backends import find_backend
 from orchestrator.errors import (
@@ -45,7 +52,7 @@ def visible_job(job_id: str) -> Job:
 
 @blueprint.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
-    body = JobSubmitSchema().load(load_json_body(request.get_data()))
+    body = JobSubmitSchema().load(require_object(load_json_body(request.get_data())))
     svc = services()
     program = visible_program(body["program_id"], body["version"])
     backend = find_backend(body["backend"])
@@ -75,7 +82,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     )
     _enqueue(job, backend.queue)
     location = url_for("jobs.get_job", job_id=job.id)
-    return jsonify(job.to_api()), 201, {"Location": location}
+    return jsonify(_job_json(job)), 201, {"Location": location}
 
 
 def _enqueue(job: Job, queue: str) -> None:
@@ -106,7 +113,20 @@ def list_jobs() -> Response:
 
 @blueprint.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    return jsonify(visible_job(job_id).to_api())
+    return jsonify(_job_json(visible_job(job_id)))
+
+
+def _job_json(job: Job) -> dict:
+    """The job's JSON; a QUEUED job no live worker can take says so in ``waiting_reason``."""
+    data = job.to_api()
+    if job.status is JobStatus.QUEUED:
+        try:
+            note = waiting_note(find_backend(job.backend))
+        except RequestError:  # a backend since removed from the catalogue
+            note = f"Backend {job.backend} is no longer in the catalogue; no worker will take this job."
+        if note:
+            data["waiting_reason"] = note
+    return data
 
 
 @blueprint.get("/jobs/<job_id>/results")

@@ -11,6 +11,9 @@ from orchestrator.errors import RequestError
 
 #: Page size limits for listings.
 MAX_PAGE_SIZE = 1000
+#: Largest offset or event id a query may name: Redis indexes and stream ids are
+#: 64-bit, and a bigger number would reach Redis as an error instead of a 400.
+MAX_QUERY_INT = 2**53
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -28,7 +31,9 @@ class Params(fields.Field):
             value = value[0]
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = json.loads(value, parse_constant=_refuse_constant)
+            except RecursionError:
+                raise ValidationError("Is a string of JSON nested too deeply to be parsed.") from None
             except ValueError as exc:
                 raise ValidationError(f"Is a string but not JSON text: {exc}.") from None
         if not isinstance(value, dict):
@@ -90,7 +95,7 @@ class PageQuerySchema(Schema):
         unknown = EXCLUDE
 
     limit = fields.Int(load_default=None, validate=validate.Range(min=0, max=MAX_PAGE_SIZE))
-    offset = fields.Int(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Int(load_default=0, validate=validate.Range(min=0, max=MAX_QUERY_INT))
 
 
 class JobListQuerySchema(PageQuerySchema):
@@ -102,21 +107,51 @@ class EventQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    after = fields.Int(load_default=0, validate=validate.Range(min=0))
+    after = fields.Int(load_default=0, validate=validate.Range(min=0, max=MAX_QUERY_INT))
 
 
 def load_json_body(raw: bytes) -> Any:
-    """Parse a request body, saying exactly why it is not JSON when it is not."""
+    """Parse a request body, saying exactly why it is not JSON when it is not.
+
+    NaN and Infinity are refused: Python's json accepts them, but they are not
+    JSON, and echoing them back in a job would break every other client.
+    """
     if not raw.strip():
         raise RequestError("Request body is empty; a JSON object was expected.")
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise RequestError("Request body is not UTF-8 text; a JSON object was expected.") from None
+    except RecursionError:
+        raise RequestError("Request body is nested too deeply to be parsed.") from None
     except ValueError as exc:
         raise RequestError(f"Request body is not valid JSON: {exc}.") from None
 
 
+def require_object(body: Any) -> dict[str, Any]:
+    """``body`` if it is a JSON object; else a 400 naming what it is instead."""
+    if not isinstance(body, dict):
+        raise RequestError(f"Request body must be a JSON object, not {json_type_name(body)}.")
+    return body
+
+
+def json_type_name(value: Any) -> str:
+    """The JSON name of a parsed value's type (array, string, number, …)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def load_json_object(raw: bytes, allowed: frozenset[str], *, empty_ok: bool = False) -> dict[str, Any]:

@@ -102,6 +102,10 @@ class Keys:
             return f"{self.namespace}:idx:{scope}:{state}"
         return f"{self.namespace}:idx:{scope}:program:{program_id}:{state}"
 
+    def index_pattern(self) -> str:
+        """SCAN pattern matching every index key (for cleaning up after expired jobs)."""
+        return f"{self.namespace}:idx:*"
+
     def running(self) -> str:
         return f"{self.namespace}:running"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -38,6 +39,15 @@ def utcnow() -> str:
 def new_job_id() -> str:
     """A 20-character lowercase id, like the seed's job ids."""
     return base64.b32encode(secrets.token_bytes(15)).decode().lower()[:20]
+
+
+#: What :func:`new_job_id` produces. Anything else cannot be a job, and must not
+#: reach Redis: ``<id>:events`` would name another key of the job.
+JOB_ID_PATTERN = re.compile(r"[a-z2-7]{20}")
+
+
+def is_job_id(text: str) -> bool:
+    return JOB_ID_PATTERN.fullmatch(text) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,9 +173,11 @@ class JobStore:
                 pipe.zadd(key, {job_id: score})
             self.events.append(job_id, EVENT_STATUS, _status_data(JobStatus.QUEUED, now), pipeline=pipe)
             pipe.execute()
-        return Job.from_hash(record)
+        return Job.from_hash({**record, "event_seq": "1"})  # the QUEUED event just appended
 
     def get(self, job_id: str) -> Job:
+        if not is_job_id(job_id):
+            raise JobNotFoundError(f"Job not found: {job_id}")
         raw = self.redis.hgetall(self.keys.job(job_id))
         if not raw:
             raise JobNotFoundError(f"Job not found: {job_id}")
@@ -231,6 +243,8 @@ class JobStore:
             InvalidTransitionError: the job's status does not allow the move, or is
                 not one of ``expect``.
         """
+        if not is_job_id(job_id):
+            raise JobNotFoundError(f"Job not found: {job_id}")
         key = self.keys.job(job_id)
         expected = frozenset(expect) if expect is not None else None
         for _ in range(_TRANSITION_RETRIES):
@@ -268,7 +282,9 @@ class JobStore:
                         for k in self.keys.job_keys(job_id):
                             pipe.expire(k, self.settings.job_ttl_s)
                     pipe.execute()
-                    return dataclasses.replace(Job.from_hash(raw), **_job_fields(update))
+                    # WATCH guarantees nobody appended meanwhile: ours are the only new events.
+                    seq = job.event_seq + (2 if target in FINAL_STATUSES else 1)
+                    return dataclasses.replace(job, **_job_fields(update), event_seq=seq)
                 except redis.WatchError:
                     continue
         raise InvalidTransitionError(f"Job {job_id} kept changing; could not become {target.value}.")
@@ -322,7 +338,7 @@ class JobStore:
         for job_id in self.redis.zrangebyscore(self.keys.index(ALL_SCOPE, "finished"), "-inf", cutoff):
             job_id = _text(job_id)
             if not self.exists(job_id):
-                for key in self.redis.scan_iter(match=f"{self.settings.namespace}:idx:*", count=1000):
+                for key in self.redis.scan_iter(match=self.keys.index_pattern(), count=1000):
                     self.redis.zrem(key, job_id)
                 removed += 1
         return removed

@@ -92,7 +92,7 @@ def _confine(spec: ChildSpec) -> None:
             os.closerange(low, fd)
             low = fd + 1
     os.closerange(low, _max_fd())
-    sys.stdin = open(os.devnull)  # noqa: SIM115
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - fd 0 is /dev/null now; no new descriptor
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
     faulthandler.enable(file=sys.stderr)

@@ -129,10 +129,10 @@ class Supervisor:
                 if now >= next_beat:
                     next_beat = now + self.settings.heartbeat_interval_s
                     self.store.heartbeat(self.job.id)
-                    if self._stopping is None and self.store.cancel_requested(self.job.id):
+                    if self._stopping is None and self._cancel_wanted():
                         self._stop(pid, JobStatus.CANCELLED)
                 if self._stopping is None and control.get_message(timeout=0):
-                    if self.store.cancel_requested(self.job.id):
+                    if self._cancel_wanted():
                         self._stop(pid, JobStatus.CANCELLED)
                 if self._stopping is None and self._exit_status is None and now >= deadline:
                     self._stop(pid, JobStatus.CANCELLED_RAN_TOO_LONG)
@@ -143,6 +143,10 @@ class Supervisor:
             selector.close()
         self._flush_lines()
         return self._judge(self._exit_status)
+
+    def _cancel_wanted(self) -> bool:
+        """A cancel was asked for, or the job was deleted: nobody is left to want its result."""
+        return self.store.cancel_requested(self.job.id) or not self.store.exists(self.job.id)
 
     def _poll_exit(self, pid: int) -> bool:
         """Reap the child if it has exited; True once it has."""

@@ -3,4 +3,10 @@ import os
 
 def main(backend, user_messenger, **kwargs):
     open_fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
-    return {"environ": dict(os.environ), "cwd": os.getcwd(), "fds": open_fds}
+    targets = {}
+    for fd in open_fds:
+        try:
+            targets[str(fd)] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the descriptor listdir itself used, closed by now
+            pass
+    return {"environ": dict(os.environ), "cwd": os.getcwd(), "fds": open_fds, "fd_targets": targets}

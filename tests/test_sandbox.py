@@ -1,0 +1,164 @@
+"""The sandboxed child, seen from outside: how each way a program can end is recorded.
+
+Every test runs a real program in a real worker's forked child (the session
+``stack``) and reads the outcome over HTTP: final status, reason, result text and
+logs. After each crash the same worker must still run the next job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tests.harness import Stack, wait_for
+
+#: Generous bound for a short job on a busy 2-core machine.
+JOB_DEADLINE_S = 60.0
+
+
+def _logs(stack: Stack, job_id: str) -> str:
+    response = stack.http.get(f"{stack.url}/jobs/{job_id}/logs", timeout=30)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _run(stack: Stack, program_id: str, params: dict | None = None, **fields: object) -> dict:
+    job = stack.submit(program_id, params, **fields)
+    return stack.wait_status(job["id"], timeout=JOB_DEADLINE_S)
+
+
+def _assert_worker_still_runs_jobs(stack: Stack) -> None:
+    final = _run(stack, "echo", {"still": "alive"})
+    assert final["status"] == "COMPLETED", final
+    assert json.loads(stack.result_text(final["id"])) == {"still": "alive"}
+
+
+def test_program_that_raises_fails_with_its_traceback_and_keeps_its_output(stack: Stack) -> None:
+    final = _run(stack, "raiser")
+    assert final["status"] == "FAILED"
+    assert "KeyError" in final["reason"]
+    text = stack.result_text(final["id"])
+    assert "Traceback (most recent call last)" in text
+    assert "KeyError: 'missing-key'" in text
+    assert "raiser.py" in text  # the frame of the program's own file
+    assert "about to fail" in _logs(stack, final["id"])
+
+
+def test_os_exit_fails_with_the_exit_code_and_the_worker_lives_on(stack: Stack) -> None:
+    final = _run(stack, "exiter", {"code": 3})
+    assert final["status"] == "FAILED"
+    assert "exited with code 3" in final["reason"]
+    assert "exited with code 3" in stack.result_text(final["id"])
+    assert "leaving abruptly" in _logs(stack, final["id"])
+    _assert_worker_still_runs_jobs(stack)
+
+
+def test_segfault_fails_naming_the_signal_and_the_worker_lives_on(stack: Stack) -> None:
+    final = _run(stack, "segfault")
+    assert final["status"] == "FAILED"
+    assert "SIGSEGV" in final["reason"]
+    assert "segmentation fault" in stack.result_text(final["id"])
+    assert "Fatal Python error" in _logs(stack, final["id"])  # faulthandler's dump
+    _assert_worker_still_runs_jobs(stack)
+
+
+def test_memory_hog_fails_with_memory_error_and_the_worker_lives_on(stack: Stack) -> None:
+    final = _run(stack, "memhog", {"chunk_mb": 256})
+    assert final["status"] == "FAILED"
+    assert "MemoryError" in final["reason"]
+    assert "MemoryError" in stack.result_text(final["id"])
+    _assert_worker_still_runs_jobs(stack)
+
+
+def test_program_sees_no_qruntime_settings_a_fresh_cwd_and_only_its_pipes(stack: Stack) -> None:
+    final = _run(stack, "envreader")
+    assert final["status"] == "COMPLETED", final
+    seen = json.loads(stack.result_text(final["id"]))
+    environ = seen["environ"]
+    assert not [name for name in environ if name.startswith("QRT_")]
+    assert stack.settings.redis_url not in json.dumps(environ)
+    assert environ["QISKIT_IN_PARALLEL"] == "TRUE"
+    assert seen["cwd"].rsplit("/", 1)[-1].startswith(f"qrt-{final['id']}-")
+    assert environ["HOME"] == seen["cwd"]
+    # Beyond stdin/stdout/stderr only the message pipe is open; the descriptor
+    # listdir used to list /proc/self/fd was closed before readlink ran.
+    extra = {int(fd): target for fd, target in seen["fd_targets"].items() if int(fd) > 2}
+    assert len(extra) == 1 and next(iter(extra.values())).startswith("pipe:"), extra
+    assert len(seen["fds"]) - len(seen["fd_targets"]) <= 1, seen
+
+
+def test_each_job_gets_its_own_working_directory_which_is_removed_after(stack: Stack) -> None:
+    first = json.loads(stack.result_text(_run(stack, "envreader")["id"]))["cwd"]
+    second = json.loads(stack.result_text(_run(stack, "envreader")["id"]))["cwd"]
+    assert first != second
+    # The supervisor removes the directory when the job ends; the test shares the host.
+    assert not os.path.exists(first)
+
+
+def test_transpiling_in_the_child_after_the_warm_worker_transpiled_does_not_hang(stack: Stack) -> None:
+    """DESIGN §3: without QISKIT_IN_PARALLEL=TRUE this deadlocks every time.
+
+    The worker's pool processes transpile during warm-up; runtime-simple
+    transpiles again in the forked child. A deadlock shows as a timeout here.
+    """
+    final = _run(stack, "runtime-simple", {"iterations": 2})
+    assert final["status"] == "COMPLETED", final
+    assert stack.result_text(final["id"]) == "All done!"
+
+
+def test_info_log_lines_appear_only_when_the_job_asks_for_info(stack: Stack) -> None:
+    at_info = _run(stack, "logger", log_level="INFO")
+    at_default = _run(stack, "logger")
+    assert at_info["status"] == at_default["status"] == "COMPLETED"
+    assert at_default["log_level"] == "WARNING"
+    info_logs = _logs(stack, at_info["id"])
+    default_logs = _logs(stack, at_default["id"])
+    assert "INFO:logger-program:info line from the program" in info_logs
+    assert "warning line from the program" in info_logs
+    assert "info line from the program" not in default_logs
+    assert "WARNING:logger-program:warning line from the program" in default_logs
+
+
+def _published(stack: Stack, job_id: str) -> dict:
+    """The first interim result of a job, once it has one."""
+    def first() -> dict | None:
+        response = stack.http.get(f"{stack.url}/jobs/{job_id}/interim_results", timeout=30)
+        return response.json()[0]["data"] if response.json() else None
+
+    return wait_for(first, timeout=JOB_DEADLINE_S, message=f"job {job_id} to publish")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_grandchild_left_behind_by_a_finished_program_is_killed(stack: Stack) -> None:
+    job_id = stack.submit("spawner")["id"]
+    pids = _published(stack, job_id)
+    final = stack.wait_status(job_id, timeout=JOB_DEADLINE_S)
+    assert final["status"] == "COMPLETED", final
+    assert stack.result_text(job_id) == "left a grandchild behind"
+    wait_for(lambda: _gone(pids["grandchild"]), timeout=30, message="the grandchild to be killed")
+
+
+def test_cancel_kills_the_programs_whole_process_group(stack: Stack) -> None:
+    job_id = stack.submit("spawner", {"wait": True})["id"]
+    pids = _published(stack, job_id)
+    response = stack.http.post(f"{stack.url}/jobs/{job_id}/cancel", timeout=60)
+    assert response.json()["status"] == "CANCELLED", response.text
+    for pid in pids.values():
+        wait_for(lambda pid=pid: _gone(pid), timeout=30, message=f"process {pid} to be killed")
+
+
+def test_program_ignoring_sigterm_is_killed_after_the_grace_period(stack: Stack) -> None:
+    job_id = stack.submit("stubborn")["id"]
+    pid = _published(stack, job_id)["pid"]
+    response = stack.http.post(f"{stack.url}/jobs/{job_id}/cancel", timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "CANCELLED"
+    wait_for(lambda: _gone(pid), timeout=30, message=f"stubborn child {pid} to be killed")
+    _assert_worker_still_runs_jobs(stack)
