@@ -65,6 +65,23 @@ class Settings:
     #: "on" (every endpoint but /health needs a bearer token) or "off" (one local admin).
     auth: str = "on"
 
+    def __post_init__(self) -> None:
+        """Refuse values that would silently break the service (a job run twice, a limit of -1)."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                raise ConfigurationError(f"{ENV_PREFIX}{field.name.upper()}={value} must not be negative.")
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"{ENV_PREFIX}MAX_ATTEMPTS={self.max_attempts} must be at least 1.")
+        if self.heartbeat_stale_s <= self.heartbeat_interval_s:
+            # A live supervisor would look dead between two beats and its job would run twice.
+            raise ConfigurationError(
+                f"{ENV_PREFIX}HEARTBEAT_STALE_S={self.heartbeat_stale_s} must be longer than "
+                f"{ENV_PREFIX}HEARTBEAT_INTERVAL_S={self.heartbeat_interval_s}."
+            )
+        if self.auth not in ("on", "off"):
+            raise ConfigurationError(f"{ENV_PREFIX}AUTH={self.auth!r} must be 'on' or 'off'.")
+
     @property
     def broker(self) -> str:
         return self.broker_url or self.redis_url
