@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from orchestrator.settings import Settings
 from workers import context, tasks
@@ -27,13 +27,32 @@ def run_job(self, job_id: str) -> str:
     return tasks.execute(context.current(), job_id)
 
 
+def _served_backends() -> list[str]:
+    """Names of the catalogue backends whose queues this worker consumes."""
+    from orchestrator.backends import backends_for_queues
+
+    queues = [q.name for q in app.amqp.queues.consume_from.values()] if app.amqp.queues else []
+    return [info.name for info in backends_for_queues(queues)]
+
+
+@worker_init.connect
+def _build_backends(**_: object) -> None:
+    """Build the served backends once, in the main process, so every pool process inherits them."""
+    from workers.backends import build_all
+
+    try:
+        build_all(_served_backends())
+    except Exception:  # a failed build only costs the first job time (it is retried lazily)
+        logger.exception("building backends failed")
+
+
 @worker_process_init.connect
 def _warm_pool_process(**_: object) -> None:
-    """Import qiskit/aer and build backends before the first job, in each pool process."""
+    """Exercise transpile on the served backends before the first job, in each pool process."""
     from workers.backends import warm_up
 
     try:
-        warm_up(["aer_simulator"])
+        warm_up(_served_backends())
     except Exception:  # a failed warm-up only costs the first job time
         logger.exception("backend warm-up failed")
     context.current()
