@@ -85,12 +85,13 @@ def test_a_running_job_reports_running_then_done(service: RuntimeService) -> Non
     assert job.result() == {"slept": 1}
 
 
-def test_a_failed_job_is_an_error_with_the_seeds_message_and_result_raises(service: RuntimeService) -> None:
+def test_a_failed_job_is_an_error_with_the_seeds_message_and_result_raises(service: RuntimeService,
+                                                                           stack: Stack) -> None:
     job = service.run("raiser", options=OPTIONS, inputs={})
     with pytest.raises(RuntimeJobFailureError) as caught:
         job.result(timeout=60)
     assert job.status() is JobStatus.ERROR
-    text = job._api.job_results(job.job_id())[1]
+    text = stack.result_text(job.job_id())
     assert "KeyError" in text
     assert job.error_message() == f"Job {job.job_id()} has failed:\n{text}"
     assert caught.value.message == f"Unable to retrieve job result. Job {job.job_id()} has failed:\n{text}"
@@ -105,7 +106,7 @@ def test_a_job_that_ran_too_long_is_an_error_with_the_seeds_message(service: Run
     job = service.job(submitted["id"])
     job.wait_for_final_state(timeout=60)
     assert job.status() is JobStatus.ERROR
-    text = job._api.job_results(job.job_id())[1]
+    text = stack.result_text(job.job_id())
     assert job.error_message() == (f"Job {job.job_id()} ran longer than maximum execution time. "
                                    f"Job was cancelled:\n{text}")
     with pytest.raises(RuntimeJobFailureError, match="ran longer than maximum execution time"):
