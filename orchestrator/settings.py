@@ -64,6 +64,16 @@ class Settings:
     cancel_wait_s: float = 10.0
     #: "on" (every endpoint but /health needs a bearer token) or "off" (one local admin).
     auth: str = "on"
+    #: Browser origins allowed to call the API cross-origin (comma-separated, "*" for any; empty: none).
+    cors_origins: str = ""
+    #: Idle time after which an SSE stream sends a keep-alive comment (proxies cut silent connections).
+    stream_keepalive_s: float = 15.0
+    #: Reconnection delay an SSE stream suggests to EventSource clients (the ``retry:`` field).
+    stream_retry_ms: int = 3000
+    #: Live events one SSE client may have waiting before it is cut off (it resumes via Last-Event-ID).
+    stream_client_queue_events: int = 10_000
+    #: Bytes of live events one SSE client may have waiting before it is cut off.
+    stream_client_queue_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         """Refuse values that would silently break the service (a job run twice, a limit of -1)."""

@@ -60,8 +60,17 @@ def api_command(host: str, port: int, processes: int = 1) -> list[str]:
         "--timeout", "120",
         "--graceful-timeout", "10",
         "--access-logfile", "-",
+        *_no_control_socket(),
         "api.wsgi:app",
     ]
+
+
+def _no_control_socket() -> list[str]:
+    """Gunicorn ≥ 27 opens one control socket per user at a fixed path; several APIs on
+    one host (tests, ``qruntime up`` beside ``qruntime api``) would fight over it."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
 
 
 def worker_command(backends: str = "", concurrency: int = 2, name: str = "", loglevel: str = "INFO") -> list[str]:

@@ -1,0 +1,187 @@
+"""The per-process relay and a stream's follower, in-process against a real Redis.
+
+These cover what is hard to provoke over HTTP: a client too slow to keep up, the
+relay's Redis connection dropping mid-stream, and the relay under a plain
+threaded WSGI server (the HTTP tests run it under gunicorn's gevent worker).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from api import create_app
+from api.relay import OVERFLOW, Frame, Mailbox, Relay
+from api.stream import StreamFollower
+from orchestrator.events import EVENT_INTERIM
+from orchestrator.redisconn import connect
+from orchestrator.settings import Settings
+from orchestrator.status import JobStatus
+from orchestrator.store import JobStore
+from qruntime.localredis import LocalRedis
+from tests.harness import wait_for
+from tests.sse import SSEParser, read_stream
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    server = LocalRedis().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings.load(
+        {"redis_url": redis_url, "stream_keepalive_s": 0.1, "auth": "off"}, environ={}
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[JobStore]:
+    client = connect(settings)
+    client.flushdb()
+    yield JobStore(client, settings)
+    client.close()
+
+
+@pytest.fixture
+def relay(store: JobStore) -> Iterator[Relay]:
+    hub = Relay(store.redis, store.keys)
+    assert hub.ensure_started()
+    yield hub
+    hub.stop()
+
+
+def new_job(store: JobStore) -> str:
+    return store.create(
+        program_id="publisher", backend="aer_simulator", owner="local", params="{}",
+        log_level="WARNING", max_execution_time=60,
+    ).id
+
+
+def publish(store: JobStore, job_id: str, first: int, last: int) -> None:
+    for index in range(first, last + 1):
+        store.events.append(job_id, EVENT_INTERIM, json.dumps({"index": index}))
+
+
+def finish(store: JobStore, job_id: str) -> None:
+    store.transition(job_id, JobStatus.RUNNING)
+    store.transition(job_id, JobStatus.COMPLETED, result='"ok"')
+
+
+def parse(chunks: list[bytes]) -> tuple[list, SSEParser]:
+    parser = SSEParser()
+    return parser.feed(b"".join(chunks)), parser
+
+
+def test_mailbox_past_its_bounds_drops_what_it_holds_and_keeps_only_overflow() -> None:
+    box = Mailbox("job", max_events=3, max_bytes=1_000)
+    for index in range(1, 5):
+        box.offer(Frame(index, "interim", b"x" * 10))
+    assert box.overflowed
+    assert box.take(0) is OVERFLOW
+    assert box.take(0) is None
+    big = Mailbox("job", max_events=100, max_bytes=25)
+    big.offer(Frame(1, "interim", b"x" * 40))  # one event larger than the bound still passes
+    assert big.take(0).id == 1
+    big.offer(Frame(2, "interim", b"x" * 20))
+    big.offer(Frame(3, "interim", b"x" * 5))
+    assert not big.overflowed
+    assert [big.take(0).id, big.take(0).id] == [2, 3]
+
+
+def test_a_client_that_falls_behind_is_cut_off_and_resumes_from_the_log(
+    store: JobStore, relay: Relay, settings: Settings
+) -> None:
+    job_id = new_job(store)
+    box = relay.subscribe(job_id, max_events=5, max_bytes=1 << 20)
+    stream = StreamFollower(store, settings, job_id, 0).run(box)
+    head = [next(stream), next(stream)]  # retry hint, the QUEUED status; then the client stalls
+
+    publish(store, job_id, 1, 20)
+    wait_for(lambda: box.overflowed, timeout=10, message="the mailbox to overflow")
+    assert len(box) == 1  # memory stayed bounded: the frames were dropped for one OVERFLOW marker
+    tail = list(stream)
+    relay.unsubscribe(box)
+
+    events, parser = parse(head + tail)
+    assert [e.int_id for e in events] == [1]
+    assert parser.comments[-1].startswith("too far behind")
+
+    box = relay.subscribe(job_id, max_events=5, max_bytes=1 << 20)
+    resumed = StreamFollower(store, settings, job_id, events[-1].int_id).run(box)
+    finisher = threading.Timer(0.2, finish, (store, job_id))
+    finisher.start()
+    events, _ = parse(list(resumed))
+    finisher.join()
+    relay.unsubscribe(box)
+    assert [json.loads(e.data)["index"] for e in events if e.event == "interim"] == list(range(1, 21))
+    assert [e.int_id for e in events] == list(range(2, 2 + len(events)))
+    assert events[-1].event == "done"
+
+
+def test_events_published_while_the_relay_is_disconnected_still_reach_the_client(
+    store: JobStore, relay: Relay, settings: Settings
+) -> None:
+    job_id = new_job(store)
+    box = relay.subscribe(job_id, max_events=1000, max_bytes=1 << 20)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(StreamFollower(store, settings, job_id, 0).run(box)))
+    reader.start()
+    publish(store, job_id, 1, 5)
+    wait_for(lambda: len(parse(list(chunks))[0]) >= 6, timeout=10, message="the first events")
+
+    store.redis.client_kill_filter(_type="pubsub")
+    publish(store, job_id, 6, 30)  # some of these go out while nobody is subscribed
+    wait_for(lambda: relay.reconnects >= 1, timeout=10, message="the relay to reconnect")
+    publish(store, job_id, 31, 40)
+    finish(store, job_id)
+    reader.join(timeout=30)
+    relay.unsubscribe(box)
+
+    assert not reader.is_alive()
+    events, _ = parse(chunks)
+    assert [json.loads(e.data)["index"] for e in events if e.event == "interim"] == list(range(1, 41))
+    assert [e.int_id for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].event == "done"
+
+
+def test_streams_work_under_a_plain_threaded_wsgi_server(store: JobStore, settings: Settings) -> None:
+    app = create_app({"redis_url": settings.redis_url, "stream_keepalive_s": 0.1, "auth": "off"})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        job_id = new_job(store)
+        url = f"http://127.0.0.1:{server.server_port}/jobs/{job_id}/stream"
+        results: list = [None] * 3
+
+        def follow(slot: int) -> None:
+            results[slot] = read_stream(url, timeout=30)
+
+        readers = [threading.Thread(target=follow, args=(i,)) for i in range(3)]
+        for thread in readers:
+            thread.start()
+        wait_for(lambda: "qruntime_relay" in app.extensions and app.extensions["qruntime_relay"].client_count() == 3,
+                 timeout=10,
+                 message="three streams to subscribe")
+        publish(store, job_id, 1, 10)
+        finish(store, job_id)
+        for thread in readers:
+            thread.join(timeout=30)
+        for read in results:
+            assert [json.loads(e.data)["index"] for e in read.events if e.event == "interim"] == list(range(1, 11))
+            assert read.events[-1].event == "done"
+        assert requests.get(url, headers={"Last-Event-ID": read.events[-1].id}, timeout=10).status_code == 204
+    finally:
+        server.shutdown()
+        if "qruntime_relay" in app.extensions:
+            app.extensions["qruntime_relay"].stop()
