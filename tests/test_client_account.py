@@ -96,3 +96,15 @@ def test_the_token_travels_as_a_bearer_authorization_header(recorder: str) -> No
     ApiClient(recorder).list_backends()
     assert _Recorder.seen[0]["Authorization"] == "Bearer s3cret"
     assert "Authorization" not in _Recorder.seen[1]
+
+
+def test_a_malformed_account_file_is_an_account_error(account_file: Path) -> None:
+    from qruntime.client.exceptions import IBMQAccountError
+
+    account_file.parent.mkdir(parents=True)
+    account_file.write_text("[]")
+    with pytest.raises(IBMQAccountError, match="not a JSON object"):
+        RuntimeService()
+    account_file.write_text("{not json")
+    with pytest.raises(IBMQAccountError, match="Cannot read the saved account"):
+        RuntimeService()

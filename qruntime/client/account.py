@@ -49,14 +49,24 @@ def save_account(url: str, token: str | None = None, overwrite: bool = False) ->
 
 
 def load_account() -> dict[str, str | None]:
-    """The saved ``{"url", "token"}``, or an empty dict when none is saved."""
+    """The saved ``{"url", "token"}``, or an empty dict when none is saved.
+
+    Raises:
+        IBMQAccountError: the file exists but is not a saved account.
+    """
     path = account_path()
     try:
         saved = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise ValueError(f"Cannot read the saved account {path}: {exc}") from None
+        from qruntime.client.exceptions import IBMQAccountError
+
+        raise IBMQAccountError(f"Cannot read the saved account {path}: {exc}") from None
+    if not isinstance(saved, dict):
+        from qruntime.client.exceptions import IBMQAccountError
+
+        raise IBMQAccountError(f"The saved account {path} is not a JSON object; save it again.")
     return {"url": saved.get("url"), "token": saved.get("token")}
 
 

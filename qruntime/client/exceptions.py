@@ -16,9 +16,11 @@ from qiskit.providers.exceptions import JobTimeoutError, QiskitBackendNotFoundEr
 
 __all__ = [
     "ApiError",
+    "IBMQAccountError",
     "IBMQError",
     "IBMQInputValueError",
     "IBMQNotAuthorizedError",
+    "IBMQProviderError",
     "JobTimeoutError",
     "QiskitBackendNotFoundError",
     "QiskitRuntimeError",
@@ -67,6 +69,14 @@ class IBMQInputValueError(IBMQError):
 
 class IBMQNotAuthorizedError(IBMQError):
     """Raised when the caller may not perform the operation."""
+
+
+class IBMQAccountError(IBMQError):
+    """Raised when the saved account cannot be read or is malformed."""
+
+
+class IBMQProviderError(IBMQAccountError):
+    """Raised when the service cannot be set up from the given account."""
 
 
 class ApiError(IBMQError):
