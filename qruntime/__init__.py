@@ -1,9 +1,10 @@
 """qruntime: a self-hosted Qiskit Runtime.
 
 This package is what users import: the client (``RuntimeService``, ``RuntimeJob``,
-``RuntimeProgram``) and the ``qruntime`` command line. It never imports the
-server packages, and ``import qruntime`` stays light: the client classes (which
-need qiskit) are loaded on first access.
+``RuntimeProgram``, the remote primitives ``Sampler`` and ``Estimator``) and the
+``qruntime`` command line. It never imports the server packages, and ``import
+qruntime`` stays light: the client classes (which need qiskit) are loaded on
+first access.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _LAZY = {
     "ResultDecoder": "qruntime.client.decoder",
     "RuntimeOptions": "qruntime.client.options",
     "RuntimeBackend": "qruntime.client.backend",
+    "Sampler": "qruntime.client.primitives",
+    "Estimator": "qruntime.client.primitives",
     "exceptions": "qruntime.client.exceptions",
 }
 
