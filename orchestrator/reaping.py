@@ -42,7 +42,13 @@ def reap_orphans(store: JobStore, requeue: Callable[[Job], None]) -> list[tuple[
                 job = store.transition(
                     job_id, target, expect=[JobStatus.RUNNING], reason=f"requeued: {lost}"
                 )
-                requeue(job)
+                try:
+                    requeue(job)
+                except Exception as exc:  # no message, no run: it must not sit QUEUED forever
+                    logger.exception("could not requeue job %s", job_id)
+                    target = JobStatus.FAILED
+                    text = f"Job {job_id} failed: {lost} and it could not be requeued ({type(exc).__name__}: {exc})."
+                    store.transition(job_id, target, expect=[JobStatus.QUEUED], result=text, reason=text)
             else:
                 target = JobStatus.FAILED
                 text = (

@@ -296,3 +296,31 @@ def test_reaper_forgets_running_entries_of_deleted_jobs(reaper_redis_url: str) -
     store.redis.zadd(store.keys.running(), {ghost: 1.0})
     assert reap_orphans(store, lambda job: None) == []
     assert store.redis.zscore(store.keys.running(), ghost) is None
+
+
+def test_reaper_fails_an_orphan_it_cannot_requeue(reaper_redis_url: str) -> None:
+    store = _reaper_store(reaper_redis_url, max_attempts=2)
+    job_id = _orphan(store)
+
+    def broker_down(job: Job) -> None:
+        raise ConnectionError("broker unreachable")
+
+    assert reap_orphans(store, broker_down) == [(job_id, JobStatus.FAILED)]
+    job = store.get(job_id)
+    assert job.status is JobStatus.FAILED
+    assert "could not be requeued (ConnectionError: broker unreachable)" in job.reason
+
+
+# -- Redis lost mid-job ---------------------------------------------------------------------
+
+
+def test_program_is_stopped_when_its_supervisor_loses_redis(private_stack: Stack) -> None:
+    """Nobody could enforce its time limit or record its end: it must not run on unsupervised."""
+    worker = private_stack.start_worker(concurrency=1)
+    job_id = private_stack.submit("holder")["id"]
+    pid = _pid_of_holder(private_stack, job_id)
+    private_stack.redis_server.stop()
+    try:
+        wait_for(lambda: _process_gone(pid), timeout=60, message=f"child {pid} to be stopped")
+    finally:  # a worker without its broker shuts down slowly; this one has served its purpose
+        private_stack.kill(worker)

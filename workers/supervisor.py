@@ -91,6 +91,12 @@ class Supervisor:
             os.close(fd)
         try:
             outcome = self._watch(pid, {msg_r: "messages", out_r: "stdout", err_r: "stderr"})
+        except BaseException:
+            # The supervisor cannot go on (Redis lost, a bug): never leave the program
+            # running with nobody to enforce its limits or record its end.
+            _kill_group(pid, signal.SIGKILL)
+            _reap(pid)
+            raise
         finally:
             for fd in (msg_r, out_r, err_r):
                 try:
@@ -271,6 +277,13 @@ def _kill_group(pid: int, signum: int) -> None:
     try:
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # already reaped by the watch loop
         pass
 
 
