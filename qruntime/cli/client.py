@@ -209,7 +209,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if not args.json:
         print(f"job ID: {job['id']}", flush=True)
-    return follow(client, job["id"], inputs, as_json=args.json)
+    try:
+        return follow(client, job["id"], inputs, as_json=args.json)
+    except KeyboardInterrupt:
+        print(f"\nStopped following job {job['id']}; it keeps running "
+              f"(`qruntime result {job['id']}` waits for it, `qruntime cancel {job['id']}` stops it).",
+              file=sys.stderr)
+        raise
 
 
 def follow(client: ApiClient, job_id: str, inputs: dict[str, Any], as_json: bool) -> int:
