@@ -8,10 +8,10 @@ come from ``orchestrator.backends``.
 The backend is a :class:`CatalogueSimulator`, an ``AerSimulator`` that keeps its
 ``Target``. Plain ``AerSimulator.target`` rebuilds a ``Target`` on every access,
 and ``transpile(qc, backend)`` reads it hundreds of times: a 5-qubit random
-circuit took 87 ms to transpile for the ideal simulator, 11 ms with the cached
-target, and 7 ms with a reused pass manager (``backend.pass_manager()``; see
-``bench`` numbers in tests/test_backends.py's docstring). ``backend.run(...,
-seed_simulator=n)`` is Aer's own and reproducible. ``backend.sampler()`` and
+circuit took 81-87 ms to transpile for the ideal simulator, 11-12 ms with the
+cached target, and 7 ms with a reused pass manager (``backend.pass_manager()``);
+``bench/vqe.py`` measures it again. ``backend.run(..., seed_simulator=n)`` is
+Aer's own and reproducible. ``backend.sampler()`` and
 ``backend.estimator()`` give Aer's V2 primitives running on this very backend
 (its noise model and method), which the built-in programs use.
 """
