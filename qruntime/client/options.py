@@ -20,11 +20,16 @@ class RuntimeOptions:
         backend_name: the backend to run on (sent as ``backend``); required.
         image: the seed's container image ``name:tag`` (accepted, validated, sent as ``runtime``).
         log_level: the program's log level (``DEBUG`` … ``CRITICAL``); server default WARNING.
+        version: a program version to run (default the current one); see
+            ``RuntimeService.program_versions``.
+        max_execution_time: seconds; may lower, never raise, the program's own limit.
     """
 
     backend_name: str | None = None
     image: str | None = None
     log_level: str | None = None
+    version: str | None = None
+    max_execution_time: int | None = None
 
     def validate(self) -> None:
         """Check the options the way the seed did, with its messages.

@@ -8,8 +8,8 @@ Code written for the seed changes one line, how the service is obtained::
                                inputs={"iterations": 3}, callback=print)
     print(job.result())
 
-Program upload, update, deletion and visibility belong to the program-management
-issue; they will be methods here that call new ``ApiClient`` endpoints.
+Program upload, update, deletion and visibility come from
+:class:`~qruntime.client.management.ProgramManagement`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from qruntime.client.exceptions import (
 )
 from qruntime.client.http import PAGE_SIZE, ApiClient
 from qruntime.client.job import Callback, RuntimeJob
+from qruntime.client.management import ProgramManagement
 from qruntime.client.options import RuntimeOptions
 from qruntime.client.program import ParameterNamespace, RuntimeProgram
 
@@ -37,8 +38,8 @@ from qruntime.client.program import ParameterNamespace, RuntimeProgram
 JOBS_PAGE_SIZE = 20
 
 
-class RuntimeService:
-    """Run programs on a qruntime server and manage their jobs.
+class RuntimeService(ProgramManagement):
+    """Run programs on a qruntime server and manage their jobs and programs.
 
     Args:
         url: the API's base URL; default ``QRT_URL``, then the saved account,
@@ -170,6 +171,10 @@ class RuntimeService:
                                 "params": inputs, "runtime": options.image or None}
         if options.log_level:
             body["log_level"] = options.log_level
+        if options.version:
+            body["version"] = str(options.version)
+        if options.max_execution_time:
+            body["max_execution_time"] = options.max_execution_time
         try:
             raw = self._api.submit_job(encode_json(body))
         except RequestsApiError as ex:
