@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import accounts, auth, backends, cors, errors, health, jobs, programs, stream
+from api import accounts, auth, backends, cors, errors, health, jobs, openapi, programs, stream
 from api.services import Services
 from orchestrator.settings import Settings
 
@@ -26,6 +26,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     cors.register(app, settings.cors_origins)
     app.before_request(auth.authenticate_request)
-    for module in (jobs, programs, backends, health, stream, accounts):
+    for module in (jobs, programs, backends, health, stream, accounts, openapi):
         app.register_blueprint(module.blueprint)
     return app
