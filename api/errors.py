@@ -32,6 +32,8 @@ def envelope(code: int, message: str, errors: Any = None) -> Response:
 
 
 def register(app: Flask) -> None:
+    app.before_request(_refuse_oversized_stream)
+
     @app.errorhandler(RuntimeServiceError)
     def _service_error(exc: RuntimeServiceError) -> Response:
         return envelope(exc.http_status, exc.message, exc.errors)
@@ -44,7 +46,7 @@ def register(app: Flask) -> None:
     def _too_large(exc: RequestEntityTooLarge) -> Response:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         size = request.content_length
-        told = f"of {size} bytes " if size is not None else ""
+        told = f"of {size} bytes " if size is not None else "(sent without a length) "
         return envelope(
             413,
             f"Request body {told}exceeds the limit of {limit} bytes (QRT_MAX_PAYLOAD_BYTES).",
@@ -70,6 +72,20 @@ def register(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return envelope(500, f"Internal error ({type(exc).__name__}); the server log has details.")
+
+
+def _refuse_oversized_stream() -> None:
+    """A chunked body over the limit is a 413, like one with a Content-Length.
+
+    werkzeug stops reading such a body at the limit without a word, so the view
+    would parse a truncated body and answer a misleading 400. Reading it here
+    caches it for the view; one byte more in the server's stream means too large.
+    """
+    if request.content_length is not None or request.method not in ("POST", "PUT", "PATCH"):
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and len(request.get_data()) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def _summarize(messages: Any) -> str:

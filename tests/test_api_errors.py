@@ -102,6 +102,24 @@ def test_oversized_body_is_refused_naming_its_size_and_the_limit(stack: Stack) -
     assert "QRT_MAX_PAYLOAD_BYTES" in envelope["message"]
 
 
+def _chunks(body: bytes, size: int = 1 << 20):
+    """The body as a generator, so requests sends it chunked, without a Content-Length."""
+    for start in range(0, len(body), size):
+        yield body[start:start + size]
+
+
+@pytest.mark.parametrize(("extra", "expected"), [(0, 201), (1, 413)], ids=["at-limit", "over-limit"])
+def test_chunked_body_is_held_to_the_same_limit(stack: Stack, extra: int, expected: int) -> None:
+    """Without a Content-Length werkzeug would silently cut the body at the limit."""
+    head = json.dumps(ECHO).encode()
+    body = head + b" " * (stack.settings.max_payload_bytes - len(head) + extra)
+    response = stack.http.post(f"{stack.url}/jobs", data=_chunks(body), timeout=60)
+    if expected == 413:
+        _assert_envelope(response, 413, "exceeds the limit", str(stack.settings.max_payload_bytes))
+    else:
+        assert response.status_code == 201, response.text
+
+
 def test_a_lower_max_execution_time_is_accepted(stack: Stack) -> None:
     response = _post_jobs(stack, json.dumps({**ECHO, "max_execution_time": 30, "log_level": "warn"}))
     assert response.status_code == 201, response.text
