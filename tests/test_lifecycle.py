@@ -107,6 +107,8 @@ def test_cancel_of_running_job_stops_its_child(stack: Stack) -> None:
     job_id = stack.submit("holder")["id"]
     pid = _pid_of_holder(stack, job_id)
     assert stack.job(job_id)["status"] == "RUNNING"
+    pending = stack.http.get(f"{stack.url}/jobs/{job_id}/results", timeout=30)
+    assert pending.status_code == 204 and pending.headers["X-Job-Status"] == "RUNNING"
     response = _cancel(stack, job_id)
     assert response.status_code == 200, response.text
     body = response.json()
