@@ -8,6 +8,7 @@ SIGKILLed, so the shared one stays healthy.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -185,6 +186,22 @@ def _kill_worker_mid_job(stack: Stack) -> tuple[str, str]:
     assert stack.job(job_id)["status"] == "RUNNING"  # nobody has noticed yet
     stack.start_worker(concurrency=1)
     return job_id, lost_worker
+
+
+def test_job_whose_pool_process_dies_is_run_again_by_the_same_worker(stack: Stack) -> None:
+    """What the kernel's OOM killer does: only the supervising pool process dies.
+
+    Celery redelivers the message (reject_on_worker_lost), the claim refuses it
+    because the job is still RUNNING, and the reaper requeues the orphan.
+    """
+    job_id = stack.submit("sleeper", {"seconds": 1})["id"]
+    wait_for(lambda: _interim(stack, job_id), timeout=JOB_DEADLINE_S, message="the sleeper to start")
+    supervisor_pid = int(stack.store.get(job_id).worker.rsplit(":", 1)[1])
+    os.kill(supervisor_pid, signal.SIGKILL)
+    final = stack.wait_status(job_id, timeout=JOB_DEADLINE_S)
+    assert final["status"] == "COMPLETED", final
+    assert final["attempts"] == 2
+    assert not stack.store.get(job_id).worker.endswith(f":{supervisor_pid}")  # a fresh pool process
 
 
 @pytest.mark.parametrize("private_stack", [{"max_attempts": 2}], indirect=True)
