@@ -7,9 +7,11 @@ SIGKILLed, so the shared one stays healthy.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -343,3 +345,29 @@ def test_program_is_stopped_when_its_supervisor_loses_redis(private_stack: Stack
         wait_for(lambda: _process_gone(pid), timeout=60, message=f"child {pid} to be stopped")
     finally:  # a worker without its broker shuts down slowly; this one has served its purpose
         private_stack.kill(worker)
+
+
+def test_message_claimed_while_the_job_store_is_down_is_run_once_it_is_back(tmp_path: Path) -> None:
+    """The broker lives apart from the store here; failing the task would ack the
+    message and leave the job QUEUED forever."""
+    store_server = LocalRedis(data_dir=tmp_path / "store").start()
+    broker_server = LocalRedis().start()
+    own = Stack(redis_url=store_server.url, broker_url=broker_server.url)
+    try:
+        own.start_worker(concurrency=1)
+        job = own.store.create(program_id="echo", backend="aer_simulator", owner="local",
+                               params='{"back": true}', log_level="WARNING", max_execution_time=60)
+        store_server.stop()  # a clean shutdown: the AOF keeps the job
+        make_celery(own.settings).send_task(TASK_RUN_JOB, args=[job.id], queue=BROKER_QUEUE)
+        wait_for(lambda: f"job {job.id}: job store unreachable" in own.logs(), timeout=JOB_DEADLINE_S,
+                 message="the worker to find the store down")
+        store_server = LocalRedis(port=store_server.port, data_dir=tmp_path / "store").start()
+        wait_for(lambda: own.store.get(job.id).status.is_final, timeout=JOB_DEADLINE_S,
+                 message="the job to run once the store is back")
+        final = own.store.get(job.id)
+        assert final.status is JobStatus.COMPLETED and final.attempts == 1
+        assert json.loads(own.store.result(job.id)) == {"back": True}
+    finally:
+        own.stop()
+        store_server.stop()
+        broker_server.stop()

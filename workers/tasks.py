@@ -8,6 +8,10 @@ a :class:`~workers.supervisor.Supervisor`, which records the final status.
 from __future__ import annotations
 
 import logging
+import time
+
+import redis
+from celery.exceptions import Reject
 
 from orchestrator.errors import (
     InvalidTransitionError,
@@ -23,6 +27,10 @@ from workers.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
+#: Pause before handing a message back when the job store cannot be reached, so a
+#: Redis outage does not turn into a hot redelivery loop.
+STORE_UNREACHABLE_BACKOFF_S = 1.0
+
 
 def execute(ctx: WorkerContext, job_id: str) -> str:
     """Claim and run one job; returns its final status (or why it was skipped)."""
@@ -37,6 +45,11 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
     except InvalidTransitionError as exc:
         logger.info("job %s not claimed: %s", job_id, exc.message)
         return "skipped"
+    except redis.RedisError as exc:
+        # Failing the task would ack the message and leave the job QUEUED forever.
+        logger.warning("job %s: job store unreachable (%s); message handed back", job_id, exc)
+        time.sleep(STORE_UNREACHABLE_BACKOFF_S)
+        raise Reject(exc, requeue=True) from None
     try:
         program = ctx.programs.get(job.program_id, job.program_version or None)
         program = with_source_path(program, ctx.programs.store, ctx.settings.namespace)
