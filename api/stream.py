@@ -37,6 +37,10 @@ blueprint = Blueprint("stream", __name__)
 EVENT_STREAM_MIMETYPE = "text/event-stream"
 #: Where the process's relay is kept on the app.
 RELAY_EXTENSION = "qruntime_relay"
+#: Frames joined into one write, at most about this many bytes.
+CHUNK_BYTES = 64 * 1024
+KEEPALIVE = b": keep-alive\n\n"
+TOO_FAR_BEHIND = b": too far behind; reconnect with Last-Event-ID to resume\n\n"
 _relay_lock = threading.Lock()
 
 
@@ -94,7 +98,11 @@ def _resume_point() -> int:
 
 
 class StreamFollower:
-    """Produces one client's frames: replay, then live events, deduplicated by id."""
+    """Produces one client's bytes: replay, then live events, deduplicated by id.
+
+    Frames available at once (a replay page, a burst of live events) go out
+    joined into chunks of up to :data:`CHUNK_BYTES`, one socket write each.
+    """
 
     def __init__(self, store: JobStore, settings: Settings, job_id: str, after: int) -> None:
         self._store = store
@@ -102,49 +110,54 @@ class StreamFollower:
         self._settings = settings
         self._job_id = job_id
         self.last_sent = after
-        self.finished = False
+        self.finished = False  # the stream must end: ``done`` sent, job gone, or client cut off
 
     def run(self, box: Mailbox) -> Iterator[bytes]:
         yield f"retry: {self._settings.stream_retry_ms}\n\n".encode()
-        yield from self._catch_up()
+        yield from _chunks(self._catch_up())
         if self.finished:
             return
         if self._job_final_or_gone():
-            yield from self._catch_up()  # ``done`` was appended with the final status
+            yield from _chunks(self._catch_up())  # ``done`` was appended with the final status
             return
         keepalive = self._settings.stream_keepalive_s
         while not self.finished:
-            item = box.take(keepalive)
-            if item is None:
-                yield b": keep-alive\n\n"
-                if self._job_final_or_gone():
-                    yield from self._catch_up()
-                    return
-            elif item is RESYNC:
+            items = box.take_all(keepalive)
+            if items:
+                yield from _chunks(self._deliver(items))
+                continue
+            yield KEEPALIVE
+            if self._job_final_or_gone():
+                yield from _chunks(self._catch_up())
+                return
+
+    def _deliver(self, items: list[Frame | object]) -> Iterator[bytes]:
+        for item in items:
+            if self.finished:
+                return
+            if item is RESYNC:
                 yield from self._catch_up()
             elif item is OVERFLOW:
-                yield b": too far behind; reconnect with Last-Event-ID to resume\n\n"
-                return
-            elif isinstance(item, Frame):
-                if item.id <= self.last_sent:
-                    continue
+                self.finished = True
+                yield TOO_FAR_BEHIND
+            elif isinstance(item, Frame) and item.id > self.last_sent:
                 if item.id > self.last_sent + 1:
-                    yield from self._catch_up()  # fills the gap and sends this one too
-                    continue
-                yield from self._send(item)
+                    yield from self._catch_up()  # fills the gap, this frame included
+                else:
+                    yield self._send(item)
 
     def _catch_up(self) -> Iterator[bytes]:
         """Everything in the log after the last id sent (up to and including ``done``)."""
         for event in self._events.iter(self._job_id, after=self.last_sent):
-            yield from self._send(Frame.from_event(event))
+            yield self._send(Frame.from_event(event))
             if self.finished:
                 return
 
-    def _send(self, frame: Frame) -> Iterator[bytes]:
+    def _send(self, frame: Frame) -> bytes:
         self.last_sent = frame.id
         if frame.type == EVENT_DONE:
             self.finished = True
-        yield frame.payload
+        return frame.payload
 
     def _job_final_or_gone(self) -> bool:
         try:
@@ -152,3 +165,17 @@ class StreamFollower:
         except JobNotFoundError:
             self.finished = True  # deleted: nothing more will ever come
             return True
+
+
+def _chunks(frames: Iterator[bytes]) -> Iterator[bytes]:
+    """Join consecutive frames into chunks of about ``CHUNK_BYTES``."""
+    buffer: list[bytes] = []
+    size = 0
+    for frame in frames:
+        buffer.append(frame)
+        size += len(frame)
+        if size >= CHUNK_BYTES:
+            yield b"".join(buffer)
+            buffer, size = [], 0
+    if buffer:
+        yield b"".join(buffer)
