@@ -64,6 +64,8 @@ class Settings:
     cancel_wait_s: float = 10.0
     #: "on" (every endpoint but /health needs a bearer token) or "off" (one local admin).
     auth: str = "on"
+    #: "isolated" (a program gets an empty network namespace) or "host" (the worker's network).
+    job_network: str = "isolated"
     #: Browser origins allowed to call the API cross-origin (comma-separated, "*" for any; empty: none).
     cors_origins: str = ""
     #: Idle time after which an SSE stream sends a keep-alive comment (proxies cut silent connections).
@@ -91,6 +93,8 @@ class Settings:
             )
         if self.auth not in ("on", "off"):
             raise ConfigurationError(f"{ENV_PREFIX}AUTH={self.auth!r} must be 'on' or 'off'.")
+        if self.job_network not in ("isolated", "host"):
+            raise ConfigurationError(f"{ENV_PREFIX}JOB_NETWORK={self.job_network!r} must be 'isolated' or 'host'.")
 
     @property
     def broker(self) -> str:

@@ -265,6 +265,8 @@ class JobStore:
                     update = {"status": target.value, "updated": now, **(fields or {})}
                     if reason is not None:
                         update["reason"] = reason
+                    elif target is JobStatus.COMPLETED:
+                        update["reason"] = ""  # an earlier "requeued: ..." no longer explains anything
                     if target is JobStatus.RUNNING:
                         update["started"] = now
                         update["attempts"] = str(job.attempts + 1)

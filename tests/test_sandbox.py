@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 
+import requests
+
 from tests.harness import Stack, wait_for
 
 #: Generous bound for a short job on a busy 2-core machine.
@@ -162,3 +164,26 @@ def test_program_ignoring_sigterm_is_killed_after_the_grace_period(stack: Stack)
     assert response.json()["status"] == "CANCELLED"
     wait_for(lambda: _gone(pid), timeout=30, message=f"stubborn child {pid} to be killed")
     _assert_worker_still_runs_jobs(stack)
+
+
+def test_program_cannot_reach_the_job_store_over_the_network(stack: Stack) -> None:
+    port = int(stack.settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+    job_id = stack.submit("netprobe", {"host": "127.0.0.1", "port": port})["id"]
+    assert stack.wait_status(job_id)["status"] == "COMPLETED"
+    probe = json.loads(stack.result_text(job_id))
+    assert probe["connected"] is False, probe
+    logs = requests.get(f"{stack.url}/jobs/{job_id}/logs", timeout=10).text
+    assert "host's network" not in logs
+
+
+def test_with_host_networking_a_program_can_connect() -> None:
+    private = Stack(job_network="host")
+    try:
+        private.start_worker(concurrency=1)
+        private.start_api()
+        port = int(private.settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+        job_id = private.submit("netprobe", {"host": "127.0.0.1", "port": port})["id"]
+        assert private.wait_status(job_id)["status"] == "COMPLETED"
+        assert json.loads(private.result_text(job_id))["connected"] is True
+    finally:
+        private.stop()

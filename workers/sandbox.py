@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from workers import frames
+from workers.isolation import isolate_network
 from workers.messenger import PipeLogHandler, UserMessenger
 
 #: Environment a program sees. Everything else of the worker's environment is dropped.
@@ -51,6 +52,7 @@ class ChildSpec:
     message_fd: int
     stdout_fd: int
     stderr_fd: int
+    isolate_network: bool = True
 
 
 def run_child(spec: ChildSpec, backend: Any) -> None:
@@ -103,6 +105,10 @@ def _confine(spec: ChildSpec) -> None:
     os.environ.update(FORK_SAFE_ENV)
     os.environ.update({"HOME": str(spec.workdir), "TMPDIR": str(spec.workdir), "PYTHONHASHSEED": "random"})
     os.chdir(spec.workdir)
+    if spec.isolate_network:
+        refused = isolate_network()
+        if refused:
+            print(f"qruntime: this job runs with the host's network: {refused}", file=sys.stderr)
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _lower_limit(resource.RLIMIT_AS, spec.memory_bytes)

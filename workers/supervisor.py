@@ -81,6 +81,7 @@ class Supervisor:
             message_fd=msg_w,
             stdout_fd=out_w,
             stderr_fd=err_w,
+            isolate_network=self.settings.job_network == "isolated",
         )
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child never returns
