@@ -16,6 +16,8 @@ from workers.celery_app import TASK_RUN_JOB, make_celery
 from workers.reaper import Reaper
 
 logger = logging.getLogger(__name__)
+#: Qiskit logs every transpiler pass at INFO; a worker's log is for jobs, not passes.
+logging.getLogger("qiskit").setLevel(logging.WARNING)
 
 app = make_celery(Settings.load())
 _reaper: Reaper | None = None
