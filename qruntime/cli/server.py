@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--port", type=int, default=int(os.environ.get("QRT_PORT", DEFAULT_PORT)))
     up.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     up.add_argument("--concurrency", type=int, default=2, help="jobs each worker runs at once (default 2)")
+    up.add_argument("--backends", default="", help="comma-separated backends the workers serve (default: all)")
+    up.add_argument("--flower", type=int, default=0, metavar="PORT",
+                    help="also run Flower, Celery's monitor, on this port (needs: pip install flower)")
     up.add_argument("--data-dir", default=os.environ.get("QRT_DATA_DIR", str(Path.home() / ".qruntime")),
                     help="where the embedded Redis keeps its data (default ~/.qruntime)")
     up.set_defaults(handler=cmd_up)
@@ -92,6 +95,12 @@ def worker_command(backends: str = "", concurrency: int = 2, name: str = "", log
     ]
 
 
+def flower_command(host: str, port: int) -> list[str]:
+    """Flower watching the workers' Celery app (its broker is QRT_REDIS_URL)."""
+    return [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
+            f"--address={host}", f"--port={port}"]
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     os.execv(sys.executable, api_command(args.host, args.port, args.processes))
 
@@ -120,8 +129,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         for index in range(args.workers):
-            cmd = worker_command(concurrency=args.concurrency, name=f"qruntime-{os.getpid()}-{index}@%h")
+            cmd = worker_command(args.backends, concurrency=args.concurrency,
+                                 name=f"qruntime-{os.getpid()}-{index}@%h")
             children.append(subprocess.Popen(cmd, env=env, start_new_session=True))
+        if args.flower:
+            children.append(subprocess.Popen(flower_command(args.host, args.flower), env=env, start_new_session=True))
+            print(f"qruntime: Flower at http://{args.host}:{args.flower}", flush=True)
         children.append(subprocess.Popen(api_command(args.host, args.port), env=env, start_new_session=True))
         url = f"http://{args.host}:{args.port}"
         _bootstrap_admin(env, url)
