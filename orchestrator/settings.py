@@ -91,6 +91,9 @@ class Settings:
                 f"{ENV_PREFIX}HEARTBEAT_STALE_S={self.heartbeat_stale_s} must be longer than "
                 f"{ENV_PREFIX}HEARTBEAT_INTERVAL_S={self.heartbeat_interval_s}."
             )
+        for name in ("stream_keepalive_s", "stream_client_queue_events", "stream_client_queue_bytes"):
+            if getattr(self, name) == 0:  # 0 would spin on keep-alives or cut every stream at once
+                raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}=0 must be positive.")
         if self.auth not in ("on", "off"):
             raise ConfigurationError(f"{ENV_PREFIX}AUTH={self.auth!r} must be 'on' or 'off'.")
         if self.job_network not in ("isolated", "host"):

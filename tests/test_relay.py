@@ -186,3 +186,25 @@ def test_streams_work_under_a_plain_threaded_wsgi_server(store: JobStore, settin
         server.shutdown()
         if "qruntime_relay" in app.extensions:
             app.extensions["qruntime_relay"].stop()
+
+
+def test_a_stream_ends_when_its_job_record_disappears_without_a_done(
+    store: JobStore, relay: Relay, settings: Settings
+) -> None:
+    job_id = new_job(store)
+    store.transition(job_id, JobStatus.RUNNING)
+    box = relay.subscribe(job_id, max_events=100, max_bytes=1 << 20)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(StreamFollower(store, settings, job_id, 0).run(box)))
+    reader.start()
+    publish(store, job_id, 1, 3)
+    wait_for(lambda: len(parse(list(chunks))[0]) >= 5, timeout=10, message="the first events")
+
+    store.delete(job_id)  # as when a supervisor is still stopping the program: no ``done`` comes
+
+    reader.join(timeout=10)
+    relay.unsubscribe(box)
+    assert not reader.is_alive()
+    events, parser = parse(chunks)
+    assert [e.event for e in events] == ["status", "status", "interim", "interim", "interim"]
+    assert "keep-alive" in parser.comments

@@ -39,6 +39,11 @@ def assert_well_formed(events: list[SSEEvent], first_id: int = 1) -> None:
     assert [e.event for e in events].count("done") == 1
 
 
+def pattern_subscribers(stack: Stack) -> int:
+    """Redis connections in PSUBSCRIBE mode (the API's relay, and Celery's own fan-out)."""
+    return sum(1 for client in stack.redis.client_list(_type="pubsub") if int(client["psub"]) > 0)
+
+
 def published(stack: Stack, job_id: str) -> int:
     return len(stack.store.events.read(job_id, types=("interim",)))
 
@@ -76,9 +81,13 @@ def test_reconnecting_with_last_event_id_resumes_after_it_without_duplicates(sta
 
 def test_two_hundred_concurrent_clients_on_one_job_all_get_every_message(stack: Stack) -> None:
     job_id = stack.submit("publisher", {"count": 100, "interval": 0.05})["id"]
+    read_stream(stream_url(stack, job_id), until=lambda events, _: bool(events))  # the relay is up now
+    before = pattern_subscribers(stack)
     swarm = StreamSwarm(stream_url(stack, job_id), 200)
     try:
         swarm.connect()
+        assert swarm.run_until(lambda: all(swarm.events), timeout=60), "not every stream started"
+        assert pattern_subscribers(stack) == before  # no Redis subscription per stream: one relay serves all
         assert swarm.run_until(swarm.all_closed, timeout=180), "not every stream ended"
     finally:
         swarm.close()
