@@ -60,6 +60,13 @@ def stream_job(job_id: str) -> Response:
     """Replay then follow a job's events (see the module docstring for the guarantees)."""
     job = visible_job(job_id)
     after = _resume_point()
+    if after > job.event_seq:
+        # An id this job never issued (another job's, or another deployment's): following
+        # from there would skip everything up to it, ``done`` included.
+        raise RequestError(
+            f"Last event id {after} is beyond job {job_id}'s last event ({job.event_seq}); "
+            "resume from an id this job's stream sent."
+        )
     svc = services()
     events = svc.store.events
     if job.status.is_final and not events.read(job_id, after=after, count=1):

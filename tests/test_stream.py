@@ -216,6 +216,10 @@ def test_unknown_job_and_bad_resume_point_get_error_envelopes(stack: Stack) -> N
         assert bad.status_code == 400
         assert bad.json()["code"] == 400
         assert "non-negative integer" in bad.json()["message"]
+    stack.wait_status(job_id)
+    beyond = requests.get(stream_url(stack, job_id), headers={"Last-Event-ID": "9999"}, timeout=10)
+    assert beyond.status_code == 400
+    assert "beyond" in beyond.json()["message"]
 
 
 # -- a job waiting in the queue; browsers ----------------------------------------------------
