@@ -16,6 +16,9 @@ from orchestrator.errors import AuthenticationError, PermissionDeniedError
 
 #: Endpoints anyone may call without a token.
 PUBLIC_ENDPOINTS = frozenset({"health.health", "openapi.openapi"})
+#: Endpoints that also take the token as ``?access_token=``: a browser's EventSource
+#: cannot set headers. Access logs record paths without query strings.
+QUERY_TOKEN_ENDPOINTS = frozenset({"stream.stream_job"})
 LOCAL_ADMIN = Identity(name="local", role=ROLE_ADMIN)
 
 
@@ -56,4 +59,9 @@ def _presented_token() -> str:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.headers.get("X-Access-Token", "").strip()
+    seed_header = request.headers.get("X-Access-Token", "").strip()
+    if seed_header:
+        return seed_header
+    if request.endpoint in QUERY_TOKEN_ENDPOINTS:
+        return request.args.get("access_token", "").strip()
+    return ""

@@ -231,3 +231,20 @@ def test_users_and_roles_are_validated(world: dict) -> None:
     assert root("POST", "/users", data="[]").status_code == 400
     names = {u["name"] for u in root("GET", "/users").json()["users"]}
     assert {"root", "dev1", "dev2", "u1", "u2"} <= names
+
+
+def test_a_browser_may_send_its_token_in_the_stream_url_only_and_it_is_not_logged(world: dict) -> None:
+    stack, accounts = world["stack"], world["accounts"]
+    secret, _ = accounts.create_token("u1", description="browser")
+    job_id = world["jobs"]["u1"]
+    stream = requests.get(f"{stack.url}/jobs/{job_id}/stream", params={"access_token": secret},
+                          timeout=30, stream=True)
+    assert stream.status_code == 200
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+    body = b"".join(stream.iter_content(chunk_size=None)).decode()
+    assert "event: done" in body
+    assert requests.get(f"{stack.url}/jobs", params={"access_token": secret}, timeout=10).status_code == 401
+    other = requests.get(f"{stack.url}/jobs/{world['jobs']['u2']}/stream", params={"access_token": secret},
+                         timeout=10)
+    assert other.status_code == 404
+    assert secret not in stack.logs()

@@ -63,6 +63,8 @@ def api_command(host: str, port: int, processes: int = 1) -> list[str]:
         "--timeout", "120",
         "--graceful-timeout", "10",
         "--access-logfile", "-",
+        # The path without its query string: a browser's stream URL may carry ?access_token=.
+        "--access-logformat", '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(L)ss "%(a)s"',
         *_no_control_socket(),
         "api.wsgi:app",
     ]
