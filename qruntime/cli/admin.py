@@ -13,49 +13,49 @@ import json
 import sys
 from typing import Any
 
+from qruntime.cli.options import connection_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    common = connection_options()
     users = subparsers.add_parser("users", help="manage users (admins)")
     users_sub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
-    add = users_sub.add_parser("add", help="add a user and print a first token for them")
+    add = users_sub.add_parser("add", help="add a user and print a first token for them", parents=[common])
     add.add_argument("name")
     add.add_argument("--role", choices=("admin", "developer", "user"), default="user")
     _common(add)
     add.set_defaults(handler=cmd_users_add)
-    listing = users_sub.add_parser("list", help="list users")
+    listing = users_sub.add_parser("list", help="list users", parents=[common])
     _common(listing)
     listing.set_defaults(handler=cmd_users_list)
-    remove = users_sub.add_parser("remove", help="remove a user and revoke their tokens")
+    remove = users_sub.add_parser("remove", help="remove a user and revoke their tokens", parents=[common])
     remove.add_argument("name")
     _common(remove)
     remove.set_defaults(handler=cmd_users_remove)
 
     tokens = subparsers.add_parser("tokens", help="create, list and revoke bearer tokens")
     tokens_sub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
-    create = tokens_sub.add_parser("create", help="create a token (printed once)")
+    create = tokens_sub.add_parser("create", help="create a token (printed once)", parents=[common])
     create.add_argument("--user", default=None, help="whose token (admins only; default: yourself)")
     create.add_argument("--expires-in", type=float, default=None, metavar="SECONDS")
     create.add_argument("--description", default="")
     create.add_argument("--save", action="store_true", help="save it as this machine's account")
     _common(create)
     create.set_defaults(handler=cmd_tokens_create)
-    tlist = tokens_sub.add_parser("list", help="list tokens (ids, never secrets)")
+    tlist = tokens_sub.add_parser("list", help="list tokens (ids, never secrets)", parents=[common])
     tlist.add_argument("--user", default=None)
     _common(tlist)
     tlist.set_defaults(handler=cmd_tokens_list)
     show = tokens_sub.add_parser("show", help="print the saved account's token (for curl: $(qruntime tokens show))")
     show.set_defaults(handler=cmd_tokens_show)
-    revoke = tokens_sub.add_parser("revoke", help="revoke a token by id (stops working at once)")
+    revoke = tokens_sub.add_parser("revoke", help="revoke a token by id (stops working at once)", parents=[common])
     revoke.add_argument("token_id")
     _common(revoke)
     revoke.set_defaults(handler=cmd_tokens_revoke)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="API URL (QRT_URL; default the saved account)")
-    parser.add_argument("--token", default=None, help="bearer token (QRT_TOKEN; default the saved account)")
     parser.add_argument("--direct", action="store_true", help="write to Redis (QRT_REDIS_URL) instead of the API")
-    parser.add_argument("--json", action="store_true", help="print JSON")
 
 
 class _Rest:

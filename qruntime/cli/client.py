@@ -15,6 +15,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from qruntime.cli.options import connection_options
+
 if TYPE_CHECKING:
     from qruntime.client.http import ApiClient
 
@@ -36,10 +38,7 @@ class CommandError(Exception):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=None, help="API URL (default $QRT_URL, saved account, http://127.0.0.1:8000)")
-    common.add_argument("--token", default=None, help="bearer token (default $QRT_TOKEN, saved account)")
-    common.add_argument("--json", action="store_true", help="print JSON for machines")
+    common = connection_options()
 
     def add(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
         parser = subparsers.add_parser(name, help=help_text, parents=[common])

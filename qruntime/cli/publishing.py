@@ -11,23 +11,25 @@ import json
 import sys
 from typing import Any
 
+from qruntime.cli.options import connection_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    upload = subparsers.add_parser("upload", help="upload a program (file, directory or zip/tar)")
+    common = connection_options()
+    upload = subparsers.add_parser("upload", help="upload a program (file, directory or zip/tar)", parents=[common])
     upload.add_argument("path", help="the program's source file, directory, or archive")
     upload.add_argument("--metadata", required=True, help="JSON metadata file (the seed's format)")
     upload.add_argument("--public", action="store_true", help="make it public at once")
-    _common(upload)
     upload.set_defaults(handler=cmd_upload)
 
-    update = subparsers.add_parser("update", help="new code and/or metadata for a program (a new version)")
+    update = subparsers.add_parser("update", help="new code and/or metadata for a program (a new version)",
+                                   parents=[common])
     update.add_argument("program_id")
     update.add_argument("path", nargs="?", default=None, help="new source file, directory, or archive")
     update.add_argument("--metadata", default=None, help="JSON metadata file")
     update.add_argument("--name", default=None)
     update.add_argument("--description", default=None)
     update.add_argument("--max-execution-time", type=int, default=None)
-    _common(update)
     update.set_defaults(handler=cmd_update)
 
     for name, helptext, handler in [
@@ -36,16 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("unpublish", "make a program private", cmd_unpublish),
         ("versions", "list a program's versions", cmd_versions),
     ]:
-        parser = subparsers.add_parser(name, help=helptext)
+        parser = subparsers.add_parser(name, help=helptext, parents=[common])
         parser.add_argument("program_id")
-        _common(parser)
         parser.set_defaults(handler=handler)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="API URL (QRT_URL; default the saved account)")
-    parser.add_argument("--token", default=None, help="bearer token (QRT_TOKEN; default the saved account)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _service(args: argparse.Namespace) -> Any:
