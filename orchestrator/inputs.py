@@ -5,8 +5,14 @@ so a circuit is an object and a numpy array is an array. JSON Schema's types
 are widened to match: ``object`` also accepts any decoded non-JSON value
 (circuits, operators), ``array`` accepts tuples and numpy arrays, ``number``
 and ``integer`` accept numpy scalars. Every violation is reported, up to a cap,
-so a caller fixes them all in one go. The schema's size is bounded when the
-program is uploaded, and no ``format`` checks (which may touch the network) run.
+so a caller fixes them all in one go.
+
+A hostile schema or input cannot hang the API: the schema's size is bounded when
+the program is uploaded, no ``format`` checks (which may touch the network) run,
+and every regular expression (``pattern``, ``patternProperties``, and the
+``additionalProperties`` that depends on them) runs on the ``regex`` engine
+with a time limit, so a catastrophically backtracking pattern fails that one
+check instead of blocking the process.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from orchestrator.errors import RequestError
 
 #: Most violations listed in one error.
 MAX_VIOLATIONS = 50
+#: Longest one regular-expression match may take.
+REGEX_TIMEOUT_S = 0.1
 
 
 def check_inputs(params_text: str, schema: dict[str, Any] | bool | None) -> None:
@@ -65,8 +73,71 @@ def _validator_for(schema: dict[str, Any] | bool) -> Any:
             "integer": _is_integer,
         }
     )
-    widened = validators.extend(base, type_checker=checker)
+    widened = validators.extend(
+        base,
+        validators={
+            "pattern": _pattern,
+            "patternProperties": _pattern_properties,
+            "additionalProperties": _additional_properties,
+        },
+        type_checker=checker,
+    )
     return widened(schema)
+
+
+def _search(pattern: str, text: str) -> bool | None:
+    """``regex.search`` with a deadline: True/False, or None if it ran out of time or is invalid."""
+    import regex
+
+    try:
+        return regex.search(pattern, text, timeout=REGEX_TIMEOUT_S) is not None
+    except (TimeoutError, regex.error):
+        return None
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    if not validator.is_type(instance, "string"):
+        return
+    found = _search(pattern, instance)
+    if found is None:
+        yield ValidationError(f"could not be checked against pattern {pattern!r} in time")
+    elif not found:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            found = _search(pattern, key)
+            if found is None:
+                yield ValidationError(f"key {key!r} could not be checked against pattern {pattern!r} in time")
+            elif found:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, additional: Any, instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    if not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    extras = sorted(
+        key for key in instance
+        if key not in properties and not any(_search(p, key) for p in patterns)
+    )
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif additional is False and extras:
+        listing = ", ".join(repr(extra) for extra in extras)
+        yield ValidationError(f"Additional properties are not allowed ({listing} unexpected)")
 
 
 def _is_object(_: Any, value: Any) -> bool:

@@ -213,3 +213,18 @@ def test_metadata_update_makes_a_new_version_and_visibility_toggles(env: dict) -
     assert dev("PATCH", f"/programs/{program_id}", data="{}").status_code == 400
     assert dev("PUT", f"/programs/{program_id}/private").json()["is_public"] is False
     assert user("GET", f"/programs/{program_id}").status_code == 404
+
+
+def test_a_hostile_schema_pattern_cannot_hang_the_api(env: dict) -> None:
+    dev, user = env["dev"], env["user"]
+    evil = {"type": "object", "properties": {"word": {"type": "string", "pattern": "^(a+)+$"}},
+            "patternProperties": {"^x_(a+)+$": {"type": "string"}}, "additionalProperties": False}
+    program_id = dev("POST", "/programs", data=json.dumps({
+        "name": "backtracker", "data": _zip(MAIN_V1), "cost": 60, "description": "Hostile pattern.",
+        "is_public": True, "spec": {"parameters": evil}})).json()["id"]
+    hostile = {"word": "a" * 64 + "!", "x_" + "a" * 64 + "!": "v"}
+    response = user("POST", "/jobs", data=json.dumps({"program_id": program_id, "backend": "aer_simulator",
+                                                     "params": hostile}))  # a backtracking engine would not answer
+    assert response.status_code == 400
+    assert "does not match" in response.json()["message"]
+    assert user("GET", "/health").status_code == 200
