@@ -10,8 +10,7 @@ from celery import Celery
 from flask import current_app
 
 from orchestrator.accounts import Accounts
-from orchestrator.program_store import Programs, ProgramStore
-from orchestrator.programs import ProgramRegistry
+from orchestrator.program_store import Programs
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.store import JobStore
@@ -33,7 +32,7 @@ class Services:
             settings=settings,
             redis=client,
             store=store,
-            programs=Programs(ProgramRegistry(settings.program_paths), ProgramStore(client, store.keys)),
+            programs=Programs.for_settings(client, settings),
             accounts=Accounts(client, store.keys),
         )
 

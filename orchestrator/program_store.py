@@ -22,6 +22,7 @@ from orchestrator.errors import ConflictError, ProgramNotFoundError, RequestErro
 from orchestrator.keys import Keys
 from orchestrator.program_files import KIND_SOURCE, detect_kind, find_entry
 from orchestrator.programs import Program, ProgramRegistry
+from orchestrator.settings import Settings
 from orchestrator.store import utcnow
 
 #: Metadata fields copied into every version.
@@ -182,6 +183,11 @@ class Programs:
     def __init__(self, builtins: ProgramRegistry, store: ProgramStore) -> None:
         self.builtins = builtins
         self.store = store
+
+    @classmethod
+    def for_settings(cls, redis_client: redis.Redis, settings: Settings) -> Programs:
+        """The built-ins of ``settings.program_paths`` and the uploads in ``redis_client``."""
+        return cls(ProgramRegistry(settings.program_paths), ProgramStore(redis_client, Keys(settings.namespace)))
 
     def get(self, program_id: str, version: str | None = None) -> Program:
         try:

@@ -13,8 +13,7 @@ import socket
 
 import redis
 
-from orchestrator.program_store import Programs, ProgramStore
-from orchestrator.programs import ProgramRegistry
+from orchestrator.program_store import Programs
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.store import JobStore
@@ -38,7 +37,7 @@ def _context_for(pid: int) -> WorkerContext:
         settings=settings,
         redis=client,
         store=store,
-        programs=Programs(ProgramRegistry(settings.program_paths), ProgramStore(client, store.keys)),
+        programs=Programs.for_settings(client, settings),
         name=f"{socket.gethostname()}:{pid}",
     )
 
