@@ -187,3 +187,10 @@ def test_with_host_networking_a_program_can_connect() -> None:
         assert json.loads(private.result_text(job_id))["connected"] is True
     finally:
         private.stop()
+
+
+def test_a_grandchild_in_its_own_session_without_pipes_is_killed_when_the_job_ends(stack: Stack) -> None:
+    job_id = stack.submit("escaper")["id"]
+    pids = _published(stack, job_id)
+    assert stack.wait_status(job_id, timeout=JOB_DEADLINE_S)["status"] == "COMPLETED"
+    wait_for(lambda: _gone(pids["grandchild"]), timeout=30, message="the escaped grandchild to be killed")

@@ -27,6 +27,7 @@ from orchestrator.programs import Program
 from orchestrator.status import JobStatus
 from orchestrator.store import Job, JobStore
 from workers import frames
+from workers.isolation import become_subreaper, kill_strays
 from workers.sandbox import CPU_LIMIT_SLACK_S, ChildSpec, run_child
 
 #: How long the supervisor's loop waits for output before checking clocks and flags.
@@ -83,6 +84,7 @@ class Supervisor:
             stderr_fd=err_w,
             isolate_network=self.settings.job_network == "isolated",
         )
+        become_subreaper()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child never returns
             for fd in (msg_r, out_r, err_r):
@@ -99,6 +101,7 @@ class Supervisor:
             _reap(pid)
             raise
         finally:
+            kill_strays()  # whatever the program left behind, even outside its process group
             for fd in (msg_r, out_r, err_r):
                 try:
                     os.close(fd)
