@@ -14,7 +14,8 @@ Schema (``{ns}`` = namespace, ``{id}`` = job id):
     ``cancel_requested`` ("1" once asked), ``event_seq`` (last event id),
     ``event_count, event_bytes, budget_exceeded`` (event budget bookkeeping).
     Writer: JobStore (api creates; worker/reaper transition). Reader: everyone.
-    TTL: none while pending; ``job_ttl_s`` once final.
+    TTL: none while pending; once final, ``job_ttl_s`` plus a grace period, a
+    backstop: workers delete finished jobs whole when ``{ns}:expiry`` says so.
 ``{ns}:job:{id}:result`` — string, the final result text (encoded, or raw str).
     Writer: JobStore.transition (worker). Reader: api. TTL: as the job.
 ``{ns}:job:{id}:events`` — stream, the job's event log. Entry ids are ``0-<n>``
@@ -30,6 +31,9 @@ Schema (``{ns}`` = namespace, ``{id}`` = job id):
     epoch seconds). ``scope`` is ``owner:<name>`` or ``all``; ``state`` is
     ``any``, ``pending`` or ``finished``. Writer: JobStore. Reader: job listing.
 ``{ns}:idx:{scope}:program:{program_id}:{state}`` — the same, per program.
+``{ns}:expiry`` — sorted set, job id → when the finished job is to be deleted
+    (epoch s: ended + ``job_ttl_s``). Writer: JobStore.transition, JobStore.delete.
+    Reader: worker housekeeping (JobStore.delete_expired).
 ``{ns}:running`` — sorted set, job id → last heartbeat (epoch seconds) of every
     RUNNING job. Writer: supervisor heartbeat, JobStore.transition. Reader: reaper.
 ``{ns}:workers`` — hash, worker name → JSON ``{"queues", "backends", "seen"}``.
@@ -103,8 +107,11 @@ class Keys:
         return f"{self.namespace}:idx:{scope}:program:{program_id}:{state}"
 
     def index_pattern(self) -> str:
-        """SCAN pattern matching every index key (for cleaning up after expired jobs)."""
+        """SCAN pattern matching every index key."""
         return f"{self.namespace}:idx:*"
+
+    def expiry(self) -> str:
+        return f"{self.namespace}:expiry"
 
     def running(self) -> str:
         return f"{self.namespace}:running"

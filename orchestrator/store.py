@@ -27,6 +27,10 @@ from orchestrator.keys import ALL_SCOPE, Keys
 from orchestrator.settings import Settings
 from orchestrator.status import FINAL_STATUSES, JobStatus, can_transition
 
+#: Key TTLs outlive the deletion schedule by this much: a backstop if no worker deletes.
+EXPIRY_GRACE_S = 3600
+#: Finished jobs deleted per housekeeping pass at most.
+EXPIRY_BATCH = 500
 #: How many times a transition retries when another writer touched the job meanwhile.
 _TRANSITION_RETRIES = 20
 
@@ -282,7 +286,8 @@ class JobStore:
                     if target in FINAL_STATUSES:
                         self.events.append(job_id, EVENT_DONE, status_data, pipeline=pipe)
                         for k in self.keys.job_keys(job_id):
-                            pipe.expire(k, self.settings.job_ttl_s)
+                            pipe.expire(k, self.settings.job_ttl_s + EXPIRY_GRACE_S)
+                        pipe.zadd(self.keys.expiry(), {job_id: time.time() + self.settings.job_ttl_s})
                     pipe.execute()
                     # WATCH guarantees nobody appended meanwhile: ours are the only new events.
                     seq = job.event_seq + (2 if target in FINAL_STATUSES else 1)
@@ -329,21 +334,21 @@ class JobStore:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(*self.keys.job_keys(job_id))
             pipe.zrem(self.keys.running(), job_id)
+            pipe.zrem(self.keys.expiry(), job_id)
             for key in self._index_keys(job.owner, job.program_id, "any", "pending", "finished"):
                 pipe.zrem(key, job_id)
             pipe.execute()
 
-    def purge_expired_index_entries(self) -> int:
-        """Drop index entries of finished jobs whose records have expired."""
-        cutoff = time.time() - self.settings.job_ttl_s
-        removed = 0
-        for job_id in self.redis.zrangebyscore(self.keys.index(ALL_SCOPE, "finished"), "-inf", cutoff):
-            job_id = _text(job_id)
-            if not self.exists(job_id):
-                for key in self.redis.scan_iter(match=self.keys.index_pattern(), count=1000):
-                    self.redis.zrem(key, job_id)
-                removed += 1
-        return removed
+    def delete_expired(self) -> int:
+        """Delete whole (record, result, events, index entries) the finished jobs now due."""
+        due = [_text(i) for i in self.redis.zrangebyscore(self.keys.expiry(), "-inf", time.time(),
+                                                           start=0, num=EXPIRY_BATCH)]
+        for job_id in due:
+            try:
+                self.delete(job_id)
+            except JobNotFoundError:  # already gone (its TTL backstop fired): drop the schedule entry
+                self.redis.zrem(self.keys.expiry(), job_id)
+        return len(due)
 
     def _index_keys(self, owner: str, program_id: str, *states: str) -> list[str]:
         scopes = (ALL_SCOPE, Keys.owner_scope(owner))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ from orchestrator.keys import ALL_SCOPE, INDEX_STATES, Keys
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.status import FINAL_STATUSES, JobStatus
-from orchestrator.store import Job, JobStore, is_job_id
+from orchestrator.store import EXPIRY_GRACE_S, Job, JobStore, is_job_id
 from qruntime.localredis import LocalRedis
 
 S = JobStatus
@@ -127,7 +128,8 @@ def test_final_transition_stores_result_reason_timestamps_and_done_event(store: 
     assert [e.type for e in tail] == [EVENT_STATUS, EVENT_DONE]
     assert tail[1].decoded() == {"status": "FAILED", "at": ended.ended, "reason": "KeyError: 'x'"}
     for key in store.keys.job_keys(job.id):
-        assert 0 < store.redis.ttl(key) <= store.settings.job_ttl_s, key
+        assert 0 < store.redis.ttl(key) <= store.settings.job_ttl_s + EXPIRY_GRACE_S, key
+    assert store.redis.zscore(store.keys.expiry(), job.id) is not None
 
 
 def test_pending_job_has_no_ttl(store: JobStore) -> None:
@@ -327,3 +329,19 @@ def test_final_statuses_all_end_with_a_done_event(store: JobStore) -> None:
     for status in FINAL_STATUSES - {S.COMPLETED}:
         job = _finish(store, _create(store).id, status)
         assert store.events.read(job.id)[-1].type == EVENT_DONE
+
+
+def test_finished_jobs_past_their_retention_are_deleted_whole(store: JobStore) -> None:
+    short = JobStore(store.redis, dataclasses.replace(store.settings, job_ttl_s=0))
+    kept = _create(store)
+    gone = _create(short)
+    for job, owner_store in ((kept, store), (gone, short)):
+        owner_store.transition(job.id, S.RUNNING)
+        owner_store.transition(job.id, S.COMPLETED, result="ok")
+    assert short.delete_expired() == 1
+    assert not store.exists(gone.id)
+    assert not [k for k in store.redis.scan_iter(match="*", count=1000) if gone.id in k.decode()]
+    for key in store.redis.scan_iter(match=store.keys.index_pattern(), count=1000):
+        assert store.redis.zscore(key, gone.id) is None
+    assert store.exists(kept.id) and store.redis.zscore(store.keys.expiry(), kept.id) is not None
+    assert short.delete_expired() == 0

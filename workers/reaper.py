@@ -1,8 +1,9 @@
-"""The worker's housekeeping thread: announce the worker, settle orphaned jobs.
+"""The worker's housekeeping thread: announce the worker, settle orphans, expire jobs.
 
 Runs in each worker's main process. It records which queues the worker serves
 (for ``/backends`` and ``/health``) and, every few seconds, requeues or fails
-jobs whose supervisor stopped heartbeating (see ``orchestrator.reaping``).
+jobs whose supervisor stopped heartbeating (see ``orchestrator.reaping``) and
+deletes finished jobs whose retention (``QRT_JOB_TTL_S``) is over.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from workers.celery_app import TASK_RUN_JOB
 
 logger = logging.getLogger(__name__)
 
-#: How often index entries of expired jobs are cleaned up.
-PURGE_INTERVAL_S = 3600
 
 
 class Reaper(threading.Thread):
@@ -47,14 +46,11 @@ class Reaper(threading.Thread):
 
     def run(self) -> None:
         store = JobStore(connect(self.settings), self.settings)
-        next_purge = time.monotonic() + PURGE_INTERVAL_S
         while not self._stopped.is_set():
             try:
                 self._announce(store)
                 reap_orphans(store, self._requeue)
-                if time.monotonic() >= next_purge:
-                    next_purge = time.monotonic() + PURGE_INTERVAL_S
-                    store.purge_expired_index_entries()
+                store.delete_expired()
             except Exception:
                 logger.exception("reaper pass failed; trying again")
             self._stopped.wait(self.settings.reaper_interval_s)
