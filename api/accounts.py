@@ -37,6 +37,16 @@ def add_user() -> tuple[Response, int]:
     return jsonify(user), 201
 
 
+@blueprint.patch("/users/<name>")
+def change_user(name: str) -> Response:
+    """Change a user's role (admins)."""
+    require_admin()
+    body = load_json_object(request.get_data(), frozenset({"role"}))
+    if "role" not in body:
+        raise RequestError("role is required: admin, developer or user.")
+    return jsonify(services().accounts.set_role(name, str(body["role"])))
+
+
 @blueprint.delete("/users/<name>")
 def remove_user(name: str) -> tuple[str, int]:
     require_admin()

@@ -113,6 +113,14 @@ class Accounts:
     def has_users(self) -> bool:
         return bool(self.redis.hlen(self.keys.users()))
 
+    def set_role(self, name: str, role: str) -> dict[str, str]:
+        """Change a user's role; their tokens carry the new role from the next request on."""
+        if role not in ROLES:
+            raise RequestError(f"Invalid role {role!r}; roles are: {', '.join(ROLES)}.")
+        record = {**self.get_user(name), "role": role}
+        self.redis.hset(self.keys.users(), name, _dump(record))
+        return record
+
     def remove_user(self, name: str) -> None:
         self.get_user(name)
         for token in self.list_tokens(name):

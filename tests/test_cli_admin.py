@@ -74,3 +74,19 @@ def test_a_non_admin_is_told_clearly_that_it_may_not(stack: Stack, tmp_path: Pat
     assert refused.returncode == 1
     assert "Only administrators" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_an_admin_promotes_a_user_and_the_new_role_applies_to_their_token(stack: Stack, tmp_path: Path) -> None:
+    boss = json.loads(qruntime(stack, tmp_path, "users", "add", "frank", "--role", "admin", "--direct",
+                               "--json").stdout)["token"]["token"]
+    grace = json.loads(qruntime(stack, tmp_path, "users", "add", "grace", "--role", "user", "--json",
+                                token=boss).stdout)["token"]["token"]
+    headers = {"Authorization": f"Bearer {grace}"}
+    assert requests.get(stack.url + "/me", headers=headers, timeout=10).json()["role"] == "user"
+    promoted = qruntime(stack, tmp_path, "users", "set-role", "grace", "developer", token=boss)
+    assert promoted.returncode == 0 and "grace is now developer" in promoted.stdout
+    assert requests.get(stack.url + "/me", headers=headers, timeout=10).json()["role"] == "developer"
+    refused = qruntime(stack, tmp_path, "users", "set-role", "grace", "admin", token=grace)
+    assert refused.returncode == 1 and "Only administrators" in refused.stderr
+    unknown = qruntime(stack, tmp_path, "users", "set-role", "nobody", "user", token=boss)
+    assert unknown.returncode == 1 and "User not found" in unknown.stderr

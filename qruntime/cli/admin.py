@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = users_sub.add_parser("list", help="list users", parents=[common])
     _common(listing)
     listing.set_defaults(handler=cmd_users_list)
+    role = users_sub.add_parser("set-role", help="change a user's role", parents=[common])
+    role.add_argument("name")
+    role.add_argument("role", choices=("admin", "developer", "user"))
+    _common(role)
+    role.set_defaults(handler=cmd_users_set_role)
     remove = users_sub.add_parser("remove", help="remove a user and revoke their tokens", parents=[common])
     remove.add_argument("name")
     _common(remove)
@@ -119,6 +124,17 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     def action() -> None:
         users = _accounts().list_users() if args.direct else _Rest(args)("GET", "/users")["users"]
         _print(args, users, "\n".join(f"{u['name']:24} {u['role']:10} {u['created']}" for u in users))
+
+    return _run(action)
+
+
+def cmd_users_set_role(args: argparse.Namespace) -> int:
+    def action() -> None:
+        if args.direct:
+            user = _accounts().set_role(args.name, args.role)
+        else:
+            user = _Rest(args)("PATCH", f"/users/{args.name}", {"role": args.role})
+        _print(args, user, f"{user['name']} is now {user['role']}.")
 
     return _run(action)
 
