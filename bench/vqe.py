@@ -40,19 +40,13 @@ os.environ.setdefault("QISKIT_IN_PARALLEL", "TRUE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.hamiltonians import H2_TERMS  # noqa: E402
 from tests.harness import Stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 #: How often the client of (a) and (b) polls for a job's result.
 POLL_S = 0.01
 JOB_TIMEOUT_S = 600
-H2_TERMS = [
-    ("II", -1.052373245772859),
-    ("IZ", 0.39793742484318045),
-    ("ZI", -0.39793742484318045),
-    ("ZZ", -0.01128010425623538),
-    ("XX", 0.18093119978423156),
-]
 
 
 def load_vqe_program():

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from orchestrator.accounts import Accounts
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.store import JobStore
@@ -65,19 +66,24 @@ class Stack:
         self.env = {**os.environ, **self.settings.as_env()}
         self.redis = connect(self.settings)
         self.store = JobStore(self.redis, self.settings)
+        self.accounts = Accounts(self.redis, self.store.keys)
         self.http = requests.Session()
         self.admin_token = ""
         if self.settings.auth != "off":
-            from orchestrator.accounts import Accounts
-
-            accounts = Accounts(self.redis, self.store.keys)
-            accounts.add_user("harness-admin", "admin")
-            self.admin_token, _ = accounts.create_token("harness-admin")
+            self.admin_token = self.add_users([("harness-admin", "admin")])["harness-admin"]
             self.http.headers["Authorization"] = f"Bearer {self.admin_token}"
         self.workers: list[subprocess.Popen] = []
         self.apis: list[subprocess.Popen] = []
         self.url = ""
         self._logs: list[Path] = []
+
+    def add_users(self, users: list[tuple[str, str]]) -> dict[str, str]:
+        """Create ``(name, role)`` users straight in the store; returns name → token."""
+        tokens = {}
+        for name, role in users:
+            self.accounts.add_user(name, role)
+            tokens[name] = self.accounts.create_token(name)[0]
+        return tokens
 
     # -- processes -----------------------------------------------------------------
 
@@ -175,6 +181,19 @@ class Stack:
         response = self.http.get(f"{self.url}/jobs/{job_id}/results", timeout=30)
         assert response.status_code == 200, response.text
         return response.text
+
+
+class Caller:
+    """One user's view of the API: every request carries their bearer token."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.request(method, self.url + path, timeout=30, **kwargs)
 
 
 def _died(process: subprocess.Popen) -> bool:

@@ -15,20 +15,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from tests.hamiltonians import H2_TERMS
 from tests.harness import Stack
 
 #: Chemical accuracy, in hartree.
 CHEMICAL_ACCURACY_HA = 1.6e-3
 #: Deviations beyond this many standard deviations count as wrong, not as shot noise.
 NOISE_SIGMAS = 5
-#: The 2-qubit reduced H2 Hamiltonian at 0.735 Å (parity mapping), electronic part.
-H2_TERMS = [
-    ("II", -1.052373245772859),
-    ("IZ", 0.39793742484318045),
-    ("ZI", -0.39793742484318045),
-    ("ZZ", -0.01128010425623538),
-    ("XX", 0.18093119978423156),
-]
 JOB_TIMEOUT_S = 240
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.accounts import Accounts
 from qruntime.client.exceptions import (
     IBMQInputValueError,
     IBMQNotAuthorizedError,
@@ -47,11 +46,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     try:
         stack.start_worker(concurrency=2)
         stack.start_api()
-        accounts = Accounts(stack.redis, stack.store.keys)
-        tokens = {}
-        for name, role in [("dev", "developer"), ("user", "user")]:
-            accounts.add_user(name, role)
-            tokens[name] = accounts.create_token(name)[0]
+        tokens = stack.add_users([("dev", "developer"), ("user", "user")])
         folder = tmp_path_factory.mktemp("shouter")
         (folder / "main.py").write_text(MAIN)
         (folder / "words.py").write_text("def shout(text):\n    return text.upper() + '!'\n")

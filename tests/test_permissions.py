@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from orchestrator.accounts import Accounts
-from tests.harness import Stack
+from tests.harness import Caller, Stack
 
 PUBLIC_SOURCE = '''
 def main(backend, user_messenger, **kwargs):
@@ -25,19 +24,6 @@ PRIVATE_SOURCE = '''
 def main(backend, user_messenger, **kwargs):
     return "private done"
 '''
-
-
-class Caller:
-    """One user's view of the API: every request carries their bearer token."""
-
-    def __init__(self, url: str, token: str | None) -> None:
-        self.url = url
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def __call__(self, method: str, path: str, **kwargs) -> requests.Response:
-        return self.session.request(method, self.url + path, timeout=30, **kwargs)
 
 
 def _upload(caller: Caller, name: str, source: str, *, public: bool) -> str:
@@ -54,13 +40,9 @@ def world() -> Iterator[dict]:
     try:
         stack.start_worker(concurrency=2)
         stack.start_api()
-        accounts = Accounts(stack.redis, stack.store.keys)
-        callers = {}
-        for name, role in [("root", "admin"), ("dev1", "developer"), ("dev2", "developer"),
-                           ("u1", "user"), ("u2", "user")]:
-            accounts.add_user(name, role)
-            secret, _ = accounts.create_token(name)
-            callers[name] = Caller(stack.url, secret)
+        tokens = stack.add_users([("root", "admin"), ("dev1", "developer"), ("dev2", "developer"),
+                                  ("u1", "user"), ("u2", "user")])
+        callers = {name: Caller(stack.url, token) for name, token in tokens.items()}
         public_id = _upload(callers["dev1"], "shared", PUBLIC_SOURCE, public=True)
         private_id = _upload(callers["dev1"], "secret", PRIVATE_SOURCE, public=False)
         jobs = {}
@@ -71,7 +53,7 @@ def world() -> Iterator[dict]:
             jobs[user] = response.json()["id"]
         for job_id in jobs.values():
             stack.wait_status(job_id)
-        yield {"stack": stack, "callers": callers, "accounts": accounts, "public": public_id,
+        yield {"stack": stack, "callers": callers, "accounts": stack.accounts, "public": public_id,
                "private": private_id, "jobs": jobs}
     finally:
         stack.stop()

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.accounts import Accounts
-from tests.harness import Stack
-from tests.test_permissions import Caller
+from tests.harness import Caller, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,11 +61,8 @@ def env() -> Iterator[dict]:
     try:
         stack.start_worker(concurrency=2)
         stack.start_api()
-        accounts = Accounts(stack.redis, stack.store.keys)
-        callers = {}
-        for name, role in [("dev", "developer"), ("user", "user")]:
-            accounts.add_user(name, role)
-            callers[name] = Caller(stack.url, accounts.create_token(name)[0])
+        tokens = stack.add_users([("dev", "developer"), ("user", "user")])
+        callers = {name: Caller(stack.url, token) for name, token in tokens.items()}
         yield {"stack": stack, **callers}
     finally:
         stack.stop()
