@@ -10,35 +10,17 @@ that queue starts; :func:`waiting_note` is what the job JSON then says about it.
 
 from __future__ import annotations
 
-import json
-import time
-
 from flask import Blueprint, Response, jsonify
 
 from api.services import services
 from orchestrator.backends import CATALOGUE, BackendInfo
+from orchestrator.worker_registry import WorkerRecord
 
 blueprint = Blueprint("backends", __name__)
 
-#: A worker not heard from for this long is not counted as serving anything.
-WORKER_SILENCE_S = 60
-
-
-def live_workers() -> dict[str, dict]:
-    svc = services()
-    raw = svc.redis.hgetall(svc.store.keys.workers())
-    now = time.time()
-    workers = {}
-    for name, record in raw.items():
-        info = json.loads(record)
-        if now - info.get("seen", 0) <= WORKER_SILENCE_S:
-            workers[name.decode() if isinstance(name, bytes) else name] = info
-    return workers
-
-
-def workers_serving(info: BackendInfo, workers: dict[str, dict] | None = None) -> list[str]:
+def workers_serving(info: BackendInfo, workers: dict[str, WorkerRecord] | None = None) -> list[str]:
     """Names of the live workers consuming ``info``'s queue."""
-    workers = live_workers() if workers is None else workers
+    workers = services().workers.live() if workers is None else workers
     return sorted(w for w, rec in workers.items() if info.queue in rec.get("queues", []))
 
 
@@ -54,7 +36,7 @@ def waiting_note(info: BackendInfo) -> str | None:
 
 @blueprint.get("/backends")
 def list_backends() -> Response:
-    workers = live_workers()
+    workers = services().workers.live()
     backends = []
     for info in CATALOGUE:
         entry = info.to_api()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, Response, jsonify
 
-from api.backends import live_workers
 from api.services import services
 
 blueprint = Blueprint("health", __name__)
@@ -17,4 +16,4 @@ def health() -> tuple[Response, int]:
         services().redis.ping()
     except redis.RedisError as exc:
         return jsonify({"status": "unavailable", "redis": f"{type(exc).__name__}: {exc}"}), 503
-    return jsonify({"status": "ok", "redis": "ok", "workers": len(live_workers())}), 200
+    return jsonify({"status": "ok", "redis": "ok", "workers": len(services().workers.live())}), 200

@@ -19,6 +19,7 @@ from api.schemas import (
 )
 from api.services import services
 from orchestrator.backends import find_backend
+from orchestrator.dispatch import enqueue
 from orchestrator.errors import (
     InvalidTransitionError,
     JobNotFoundError,
@@ -86,10 +87,8 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 
 
 def _enqueue(job: Job, queue: str) -> None:
-    from workers.celery_app import TASK_RUN_JOB
-
     try:
-        services().celery.send_task(TASK_RUN_JOB, args=[job.id], queue=queue)
+        enqueue(services().celery, job.id, queue)
     except Exception as exc:  # broker unreachable: the job must not sit QUEUED forever
         logger.exception("could not enqueue job %s", job.id)
         reason = f"could not be enqueued: {type(exc).__name__}: {exc}"

@@ -1,4 +1,4 @@
-"""What the API's views share: settings, Redis, job store, program registry, Celery."""
+"""What the API's views share: settings, Redis, job store, programs, accounts, workers, Celery."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from celery import Celery
 from flask import current_app
 
 from orchestrator.accounts import Accounts
+from orchestrator.dispatch import celery_config
 from orchestrator.program_store import Programs
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.store import JobStore
+from orchestrator.worker_registry import WorkerRegistry
 
 
 @dataclasses.dataclass
@@ -23,6 +25,7 @@ class Services:
     store: JobStore
     programs: Programs
     accounts: Accounts
+    workers: WorkerRegistry
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -34,14 +37,15 @@ class Services:
             store=store,
             programs=Programs.for_settings(client, settings),
             accounts=Accounts(client, store.keys),
+            workers=WorkerRegistry(client, store.keys),
         )
 
     @cached_property
     def celery(self) -> Celery:
         """A Celery client used only to send job ids (created on first submit)."""
-        from workers.celery_app import make_celery
-
-        return make_celery(self.settings)
+        app = Celery("qruntime", set_as_current=False)
+        app.conf.update(celery_config(self.settings))
+        return app
 
 
 def services() -> Services:

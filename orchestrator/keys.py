@@ -36,8 +36,11 @@ Schema (``{ns}`` = namespace, ``{id}`` = job id):
     Reader: worker housekeeping (JobStore.delete_expired).
 ``{ns}:running`` — sorted set, job id → last heartbeat (epoch seconds) of every
     RUNNING job. Writer: supervisor heartbeat, JobStore.transition. Reader: reaper.
-``{ns}:workers`` — hash, worker name → JSON ``{"queues", "backends", "seen"}``.
-    Writer: workers on start and heartbeat. Reader: api ``/backends``, ``/health``.
+``{ns}:workers`` — hash, worker name → JSON ``{"queues", "seen"}`` (the queue
+    names it consumes; epoch s of its last announcement). Writer: WorkerRegistry
+    (worker reaper: announce every ``reaper_interval_s``, forget on shutdown).
+    Reader: WorkerRegistry.live (api ``/backends``, ``/health``), which ignores
+    entries older than ``WORKER_SILENCE_S``. TTL: none.
 ``{ns}:users`` — hash, user name → JSON ``{"name", "role", "created"}``.
     Writer/reader: Accounts (api admin endpoints, ``qruntime users``). TTL: none.
 ``{ns}:token:{sha256}`` — hash, one bearer token by the SHA-256 of its secret:

@@ -8,26 +8,27 @@ deletes finished jobs whose retention (``QRT_JOB_TTL_S``) is over.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
 
 from celery import Celery
 
 from orchestrator.backends import find_backend
+from orchestrator.dispatch import enqueue
+from orchestrator.keys import Keys
 from orchestrator.reaping import reap_orphans
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.store import Job, JobStore
-from workers.celery_app import TASK_RUN_JOB
+from orchestrator.worker_registry import WorkerRegistry
 
 logger = logging.getLogger(__name__)
-
+#: How long ``stop()`` lets a pass in progress finish, so it cannot re-announce a forgotten worker.
+STOP_WAIT_S = 5.0
 
 
 class Reaper(threading.Thread):
-    """Daemon thread; ``stop()`` ends it within one interval."""
+    """Daemon thread; ``stop()`` ends it and takes the worker out of the registry."""
 
     def __init__(self, settings: Settings, app: Celery, *, worker_name: str, queues: list[str]) -> None:
         super().__init__(name="qruntime-reaper", daemon=True)
@@ -35,29 +36,28 @@ class Reaper(threading.Thread):
         self.app = app
         self.worker_name = worker_name
         self.queues = queues
+        self.registry = WorkerRegistry(connect(settings), Keys(settings.namespace))
         self._stopped = threading.Event()
 
     def stop(self) -> None:
         self._stopped.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(STOP_WAIT_S)
         try:
-            connect(self.settings).hdel(JobStore(connect(self.settings), self.settings).keys.workers(), self.worker_name)
-        except Exception:
-            pass
+            self.registry.forget(self.worker_name)
+        except Exception:  # shutting down anyway: the entry goes stale on its own
+            logger.warning("could not remove worker %s from the registry", self.worker_name, exc_info=True)
 
     def run(self) -> None:
         store = JobStore(connect(self.settings), self.settings)
         while not self._stopped.is_set():
             try:
-                self._announce(store)
+                self.registry.announce(self.worker_name, self.queues)
                 reap_orphans(store, self._requeue)
                 store.delete_expired()
             except Exception:
                 logger.exception("reaper pass failed; trying again")
             self._stopped.wait(self.settings.reaper_interval_s)
 
-    def _announce(self, store: JobStore) -> None:
-        record = {"queues": self.queues, "seen": time.time()}
-        store.redis.hset(store.keys.workers(), self.worker_name, json.dumps(record))
-
     def _requeue(self, job: Job) -> None:
-        self.app.send_task(TASK_RUN_JOB, args=[job.id], queue=find_backend(job.backend).queue)
+        enqueue(self.app, job.id, find_backend(job.backend).queue)

@@ -1,0 +1,60 @@
+"""Handing a job to the workers: the task name, the Celery settings, ``enqueue``.
+
+Celery carries nothing but job ids; the job store is the source of truth. The
+settings below make a message survive a worker that dies mid-job (``acks_late``
++ ``reject_on_worker_lost``), keep a worker from hoarding jobs it cannot start
+(prefetch 1), and keep Redis from redelivering a message while its job may
+still legitimately run (visibility timeout above the longest allowed job).
+Duplicate deliveries are harmless: the task's atomic claim runs a job once.
+
+The API (submit) and the workers (reaper requeue, the task itself) both use
+this module, so they cannot disagree about a name or a delivery guarantee. It
+imports no Celery: a sender is anything with Celery's ``send_task``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from orchestrator.backends import queue_for_group
+from orchestrator.settings import Settings
+
+#: The one task there is: run the job whose id is the message's only argument.
+TASK_RUN_JOB = "qruntime.run_job"
+#: Added to the longest allowed max_execution_time to get the broker's visibility timeout.
+VISIBILITY_MARGIN_S = 3600
+
+
+class TaskSender(Protocol):
+    """What ``enqueue`` needs of a Celery app."""
+
+    def send_task(self, name: str, args: Sequence[Any] | None = ..., **options: Any) -> Any: ...
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for ``settings`` (broker, queues, delivery guarantees), for ``conf.update``."""
+    return {
+        "broker_url": settings.broker,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": settings.max_execution_time_ceiling_s + VISIBILITY_MARGIN_S
+        },
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": queue_for_group("aer"),
+        "task_create_missing_queues": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+    }
+
+
+def enqueue(sender: TaskSender, job_id: str, queue: str) -> None:
+    """Send job ``job_id`` to ``queue``; raises whatever the broker raises if it is unreachable."""
+    sender.send_task(TASK_RUN_JOB, args=[job_id], queue=queue)
