@@ -234,6 +234,7 @@ def _program_from(record: Mapping[str, str]) -> Program:
         owner=record.get("owner", ""),
         kind=record.get("kind", KIND_SOURCE),
         entry=record.get("entry", ""),
+        sha256=record.get("sha256", ""),
     )
 
 

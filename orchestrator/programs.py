@@ -38,6 +38,8 @@ class Program:
     owner: str = ""
     kind: str = "source"
     entry: str = ""
+    #: sha256 of the uploaded data (empty for built-ins), checked by workers before use.
+    sha256: str = ""
 
     @property
     def builtin(self) -> bool:

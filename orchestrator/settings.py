@@ -38,10 +38,20 @@ class Settings:
     max_execution_time_ceiling_s: int = 3 * 3600
     #: Extra directories of programs, ``os.pathsep``-separated, served like built-ins.
     programs_dirs: str = ""
-    #: Address space limit of a program's process.
+    #: Memory of all of a job's processes together (a cgroup), and of each one (RLIMIT_AS).
     job_memory_mb: int = 8192
     #: Open file limit of a program's process.
     job_max_open_files: int = 1024
+    #: Processes (and threads) a job may have at once.
+    job_pids_max: int = 256
+    #: Size of a job's scratch directory (cwd, HOME, TMPDIR); writing past it fails with ENOSPC.
+    job_disk_mb: int = 1024
+    #: First of the uids a root worker hands to jobs, one per concurrent job (blocks of 64 per worker).
+    job_uid_base: int = 1_500_000_000
+    #: Confined children a worker keeps ready for jobs; 0 means one per pool slot.
+    sandbox_ready: int = 0
+    #: Where qruntime keeps its files: the embedded Redis of ``qruntime up``, each worker's program cache.
+    data_dir: str = ""
     #: How often a running job's supervisor proves it is alive.
     heartbeat_interval_s: float = 1.0
     #: A running job whose heartbeat is older than this is considered orphaned.
@@ -94,10 +104,19 @@ class Settings:
         for name in ("stream_keepalive_s", "stream_client_queue_events", "stream_client_queue_bytes"):
             if getattr(self, name) == 0:  # 0 would spin on keep-alives or cut every stream at once
                 raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}=0 must be positive.")
+        if self.job_pids_max < 8:  # the job's init, its program and Python's own helpers
+            raise ConfigurationError(f"{ENV_PREFIX}JOB_PIDS_MAX={self.job_pids_max} must be at least 8.")
+        if self.job_uid_base < 1000 or self.job_uid_base + 4096 * 64 >= 2**32 - 1:
+            raise ConfigurationError(f"{ENV_PREFIX}JOB_UID_BASE={self.job_uid_base} must leave room for "
+                                     "job uids between 1000 and 2^32-2.")
         if self.auth not in ("on", "off"):
             raise ConfigurationError(f"{ENV_PREFIX}AUTH={self.auth!r} must be 'on' or 'off'.")
         if self.job_network not in ("isolated", "host"):
             raise ConfigurationError(f"{ENV_PREFIX}JOB_NETWORK={self.job_network!r} must be 'isolated' or 'host'.")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser() if self.data_dir else Path.home() / ".qruntime"
 
     @property
     def broker(self) -> str:

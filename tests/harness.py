@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +61,7 @@ class Stack:
             "reaper_interval_s": 0.5,
             "kill_grace_s": 1.0,
             "job_memory_mb": 4096,
+            "data_dir": tempfile.mkdtemp(prefix="qrt-test-data-"),
             # Feature tests run as the single local admin; tests/test_permissions.py turns auth on.
             "auth": "off",
         }
@@ -87,22 +91,27 @@ class Stack:
 
     # -- processes -----------------------------------------------------------------
 
-    def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
+    def _spawn(self, args: list[str], name: str, *, setup: str = "root",
+               env: dict[str, str] | None = None) -> subprocess.Popen:
         log = Path(os.environ.get("QRT_TEST_LOG_DIR", "/tmp")) / f"qrt-test-{name}-{os.getpid()}-{time.monotonic_ns()}.log"
         self._logs.append(log)
+        command = [sys.executable, "-m", "qruntime", *args]
+        if setup != "root":  # tests/setups.py: the worker as a non-root user, or as Docker runs it
+            command = [sys.executable, "-m", "tests.setups", setup, "--", *command]
         with open(log, "wb") as out:
             return subprocess.Popen(
-                [sys.executable, "-m", "qruntime", *args],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                command, env={**self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=str(TESTS_DIR.parent),
             )
 
-    def start_worker(self, *, concurrency: int = 2, backends: str = "", name: str | None = None) -> subprocess.Popen:
-        """Start ``qruntime worker`` and wait until it announces itself."""
+    def start_worker(self, *, concurrency: int = 2, backends: str = "", name: str | None = None,
+                     setup: str = "root", env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start ``qruntime worker`` (in one of tests/setups.py's setups) and wait until it announces itself."""
         node = name or f"w{len(self.workers)}-{os.getpid()}@test"
         args = ["worker", "--concurrency", str(concurrency), "--name", node, "--loglevel", "WARNING"]
         if backends:
             args += ["--backends", backends]
-        process = self._spawn(args, "worker")
+        process = self._spawn(args, "worker", setup=setup, env=env)
         self.workers.append(process)
         wait_for(lambda: self.redis.hexists(self.store.keys.workers(), node) or _died(process),
                  timeout=120, message=f"worker {node} to start")
@@ -151,6 +160,7 @@ class Stack:
                 process.wait()
         self.redis.close()
         self.redis_server.stop()
+        shutil.rmtree(self.settings.data_dir, ignore_errors=True)
         for log in self._logs:
             log.unlink(missing_ok=True)
 
@@ -181,6 +191,45 @@ class Stack:
         response = self.http.get(f"{self.url}/jobs/{job_id}/results", timeout=30)
         assert response.status_code == 200, response.text
         return response.text
+
+
+SANDBOX_LINE = re.compile(r"qruntime: sandbox: uid (\d+), init pid (\d+)")
+
+
+def sandbox_of(stack: Stack, job_id: str) -> tuple[int, int]:
+    """The job's own uid (-1 if it shares the worker's) and its init's host pid, from the job's log."""
+    def found() -> tuple[int, int] | None:
+        text = stack.http.get(f"{stack.url}/jobs/{job_id}/logs", timeout=30).text
+        match = SANDBOX_LINE.search(text)
+        if not match:
+            return None
+        uid = int(match.group(1))
+        return (uid if uid >= stack.settings.job_uid_base else -1, int(match.group(2)))
+
+    return wait_for(found, message=f"job {job_id} to start in its sandbox")
+
+
+def job_processes(uid: int, init_pid: int) -> list[int]:
+    """Host pids still alive of a job: its init, and (``uid`` >= 0: a uid of its own) its uid's."""
+    alive = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        if "State:\tZ" in status:
+            continue
+        real_uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+        if int(entry) == init_pid or (uid >= 0 and real_uid == uid):
+            alive.append(int(entry))
+    return alive
+
+
+def wait_job_gone(uid: int, init_pid: int, timeout: float = 30.0) -> None:
+    wait_for(lambda: not job_processes(uid, init_pid), timeout=timeout,
+             message=f"every process of the job (uid {uid}, init {init_pid}) to be gone")
 
 
 class Caller:

@@ -23,7 +23,7 @@ from orchestrator.settings import Settings
 from orchestrator.status import JobStatus
 from orchestrator.store import Job, JobStore
 from qruntime.localredis import LocalRedis
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, job_processes, sandbox_of, wait_for
 from workers.celery_app import TASK_RUN_JOB, make_celery
 
 #: Generous bound for a short job on a busy 2-core machine.
@@ -43,19 +43,15 @@ def _cancel(stack: Stack, job_id: str) -> requests.Response:
     return stack.http.post(f"{stack.url}/jobs/{job_id}/cancel", timeout=60)
 
 
-def _pid_of_holder(stack: Stack, job_id: str) -> int:
-    """The pid the ``holder`` program published once it is running."""
-    messages = wait_for(lambda: _interim(stack, job_id), timeout=JOB_DEADLINE_S,
-                        message=f"job {job_id} to publish its pid")
-    return messages[0]["data"]["pid"]
+def _pid_of_holder(stack: Stack, job_id: str) -> tuple[int, int]:
+    """The sandbox (uid, init pid) of a ``holder`` job, once the program is running."""
+    wait_for(lambda: _interim(stack, job_id), timeout=JOB_DEADLINE_S, message=f"job {job_id} to publish its pid")
+    return sandbox_of(stack, job_id)
 
 
-def _process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+def _process_gone(sandbox: tuple[int, int]) -> bool:
+    """No process of the job is left on the host."""
+    return not job_processes(*sandbox)
 
 
 def _broker_drained(stack: Stack) -> bool:

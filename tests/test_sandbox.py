@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import requests
 
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, sandbox_of, wait_for, wait_job_gone
 
 #: Generous bound for a short job on a busy 2-core machine.
 JOB_DEADLINE_S = 60.0
@@ -80,8 +81,7 @@ def test_program_sees_no_qruntime_settings_a_fresh_cwd_and_only_its_pipes(stack:
     assert not [name for name in environ if name.startswith("QRT_")]
     assert stack.settings.redis_url not in json.dumps(environ)
     assert environ["QISKIT_IN_PARALLEL"] == "TRUE"
-    assert seen["cwd"].rsplit("/", 1)[-1].startswith(f"qrt-{final['id']}-")
-    assert environ["HOME"] == seen["cwd"]
+    assert seen["cwd"] == environ["HOME"] == environ["TMPDIR"] == "/job"  # its own scratch
     # Beyond stdin/stdout/stderr only the message pipe is open; the descriptor
     # listdir used to list /proc/self/fd was closed before readlink ran.
     extra = {int(fd): target for fd, target in seen["fd_targets"].items() if int(fd) > 2}
@@ -89,12 +89,11 @@ def test_program_sees_no_qruntime_settings_a_fresh_cwd_and_only_its_pipes(stack:
     assert len(seen["fds"]) - len(seen["fd_targets"]) <= 1, seen
 
 
-def test_each_job_gets_its_own_working_directory_which_is_removed_after(stack: Stack) -> None:
-    first = json.loads(stack.result_text(_run(stack, "envreader")["id"]))["cwd"]
-    second = json.loads(stack.result_text(_run(stack, "envreader")["id"]))["cwd"]
-    assert first != second
-    # The supervisor removes the directory when the job ends; the test shares the host.
-    assert not os.path.exists(first)
+def test_each_job_starts_in_an_empty_scratch_that_no_later_job_sees(stack: Stack) -> None:
+    first = json.loads(stack.result_text(_run(stack, "scratch", {"marker": "first"})["id"]))
+    second = json.loads(stack.result_text(_run(stack, "scratch", {"marker": "second"})["id"]))
+    assert first["cwd"] == second["cwd"]
+    assert "first" not in second["found"] and not [n for n in second["found"] if not n.startswith(".")]
 
 
 def test_transpiling_in_the_child_after_the_warm_worker_transpiled_does_not_hang(stack: Stack) -> None:
@@ -130,39 +129,33 @@ def _published(stack: Stack, job_id: str) -> dict:
     return wait_for(first, timeout=JOB_DEADLINE_S, message=f"job {job_id} to publish")
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_grandchild_left_behind_by_a_finished_program_is_killed(stack: Stack) -> None:
     job_id = stack.submit("spawner")["id"]
-    pids = _published(stack, job_id)
+    _published(stack, job_id)
+    uid, init = sandbox_of(stack, job_id)
     final = stack.wait_status(job_id, timeout=JOB_DEADLINE_S)
     assert final["status"] == "COMPLETED", final
     assert stack.result_text(job_id) == "left a grandchild behind"
-    wait_for(lambda: _gone(pids["grandchild"]), timeout=30, message="the grandchild to be killed")
+    wait_job_gone(uid, init)
 
 
 def test_cancel_kills_the_programs_whole_process_group(stack: Stack) -> None:
     job_id = stack.submit("spawner", {"wait": True})["id"]
-    pids = _published(stack, job_id)
+    _published(stack, job_id)
+    uid, init = sandbox_of(stack, job_id)
     response = stack.http.post(f"{stack.url}/jobs/{job_id}/cancel", timeout=60)
     assert response.json()["status"] == "CANCELLED", response.text
-    for pid in pids.values():
-        wait_for(lambda pid=pid: _gone(pid), timeout=30, message=f"process {pid} to be killed")
+    wait_job_gone(uid, init)
 
 
 def test_program_ignoring_sigterm_is_killed_after_the_grace_period(stack: Stack) -> None:
     job_id = stack.submit("stubborn")["id"]
-    pid = _published(stack, job_id)["pid"]
+    _published(stack, job_id)
+    uid, init = sandbox_of(stack, job_id)
     response = stack.http.post(f"{stack.url}/jobs/{job_id}/cancel", timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "CANCELLED"
-    wait_for(lambda: _gone(pid), timeout=30, message=f"stubborn child {pid} to be killed")
+    wait_job_gone(uid, init)
     _assert_worker_still_runs_jobs(stack)
 
 
@@ -191,6 +184,29 @@ def test_with_host_networking_a_program_can_connect() -> None:
 
 def test_a_grandchild_in_its_own_session_without_pipes_is_killed_when_the_job_ends(stack: Stack) -> None:
     job_id = stack.submit("escaper")["id"]
-    pids = _published(stack, job_id)
+    _published(stack, job_id)
+    uid, init = sandbox_of(stack, job_id)
     assert stack.wait_status(job_id, timeout=JOB_DEADLINE_S)["status"] == "COMPLETED"
-    wait_for(lambda: _gone(pids["grandchild"]), timeout=30, message="the escaped grandchild to be killed")
+    wait_job_gone(uid, init)
+
+
+def _zygote_of(worker_pid: int) -> int | None:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+            ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if ppid == worker_pid and b"workers.zygote" in cmdline:
+            return int(entry)
+    return None
+
+
+def test_a_zygote_that_dies_is_started_again_and_the_next_job_runs(stack: Stack) -> None:
+    worker = stack.workers[0].pid
+    zygote = wait_for(lambda: _zygote_of(worker), message="the worker's zygote")
+    os.kill(zygote, signal.SIGKILL)
+    wait_for(lambda: (z := _zygote_of(worker)) is not None and z != zygote, message="a new zygote")
+    _assert_worker_still_runs_jobs(stack)

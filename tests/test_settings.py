@@ -89,6 +89,8 @@ def test_every_setting_has_a_default() -> None:
         ({"QRT_MAX_ATTEMPTS": "0"}, "QRT_MAX_ATTEMPTS=0 must be at least 1"),
         ({"QRT_HEARTBEAT_INTERVAL_S": "5", "QRT_HEARTBEAT_STALE_S": "5"}, "must be longer than"),
         ({"QRT_AUTH": "maybe"}, "QRT_AUTH='maybe' must be 'on' or 'off'"),
+        ({"QRT_JOB_PIDS_MAX": "3"}, "QRT_JOB_PIDS_MAX=3 must be at least 8"),
+        ({"QRT_JOB_UID_BASE": "0"}, "QRT_JOB_UID_BASE=0 must leave room"),
     ],
 )
 def test_out_of_range_values_raise_configuration_error(environ: dict[str, str], fragment: str) -> None:

@@ -1,5 +1,6 @@
-"""The Celery side of qruntime: the app and its task, the supervisor that runs a
-job in a sandboxed child, the user messenger, the backend catalogue and the reaper.
+"""The Celery side of qruntime: the app and its task, the supervisor, the job
+zygote and its confined children (docs/sandbox.md), the user messenger, the
+backend catalogue and the reaper.
 
 Qiskit's Rust thread pool does not survive ``fork``: a child that transpiles after
 its parent transpiled deadlocks. ``QISKIT_IN_PARALLEL=TRUE`` makes qiskit run

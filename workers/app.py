@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown
 
 from orchestrator.settings import Settings
 from workers import context, tasks
@@ -21,6 +21,7 @@ logging.getLogger("qiskit").setLevel(logging.WARNING)
 
 app = make_celery(Settings.load())
 _reaper: Reaper | None = None
+_keeper = None
 
 
 @app.task(name=TASK_RUN_JOB, bind=True)
@@ -38,26 +39,26 @@ def _served_backends() -> list[str]:
 
 
 @worker_init.connect
-def _build_backends(**_: object) -> None:
-    """Build the served backends once, in the main process, so every pool process inherits them."""
-    from workers.backends import build_all
+def _start_zygote(sender=None, **_: object) -> None:
+    """Start the job zygote (by exec, with no secrets) before Celery forks its pool.
 
-    try:
-        build_all(_served_backends())
-    except Exception:  # a failed build only costs the first job time (it is retried lazily)
-        logger.exception("building backends failed")
+    Pool processes never import qiskit or build a backend: programs run in the
+    zygote's children, which have both warm.
+    """
+    global _keeper
+    from workers import zygote_client
 
-
-@worker_process_init.connect
-def _warm_pool_process(**_: object) -> None:
-    """Exercise transpile on the served backends before the first job, in each pool process."""
-    from workers.backends import warm_up
-
-    try:
-        warm_up(_served_backends())
-    except Exception:  # a failed warm-up only costs the first job time
-        logger.exception("backend warm-up failed")
-    context.current()
+    settings = Settings.load()
+    concurrency = getattr(sender, "concurrency", 0)
+    config = zygote_client.sandbox_config(
+        settings, _served_backends(), concurrency if isinstance(concurrency, int) and concurrency > 0 else 1
+    )
+    _keeper = zygote_client.ZygoteKeeper(config)
+    _keeper.start_zygote()
+    _keeper.wait_ready()  # a worker takes no job before its sandbox can run one
+    _keeper.start()
+    zygote_client.socket_path = _keeper.path
+    context.worker_node = getattr(sender, "hostname", "") or context.worker_node
 
 
 @worker_ready.connect
@@ -73,3 +74,6 @@ def _start_reaper(sender=None, **_: object) -> None:
 def _stop_reaper(**_: object) -> None:
     if _reaper is not None:
         _reaper.stop()
+    if _keeper is not None:
+        _keeper.stop()
+    context.remove_worker_files(Settings.load())

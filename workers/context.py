@@ -1,4 +1,4 @@
-"""Per-process state of a worker: settings, Redis, store, registry, backends.
+"""Per-process state of a worker: settings, Redis, store, programs and their cache.
 
 Built lazily in each pool process (after Celery forks it), so no Redis socket
 is shared across a fork.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import shutil
 import socket
 
 import redis
@@ -17,6 +18,10 @@ from orchestrator.program_store import Programs
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.store import JobStore
+from workers.program_cache import ProgramCache, worker_dir
+
+#: This worker's Celery node name, set in the main process before the pool forks.
+worker_node: str = f"qruntime-{os.getpid()}@{socket.gethostname()}"
 
 
 @dataclasses.dataclass
@@ -25,6 +30,7 @@ class WorkerContext:
     redis: redis.Redis
     store: JobStore
     programs: Programs
+    cache: ProgramCache
     name: str
 
 
@@ -33,11 +39,13 @@ def _context_for(pid: int) -> WorkerContext:
     settings = Settings.load()
     client = connect(settings)
     store = JobStore(client, settings)
+    programs = Programs.for_settings(client, settings)
     return WorkerContext(
         settings=settings,
         redis=client,
         store=store,
-        programs=Programs.for_settings(client, settings),
+        programs=programs,
+        cache=ProgramCache(programs.store, worker_dir(settings.data_path, worker_node), settings.namespace),
         name=f"{socket.gethostname()}:{pid}",
     )
 
@@ -45,3 +53,8 @@ def _context_for(pid: int) -> WorkerContext:
 def current() -> WorkerContext:
     """This process's context (a new one after a fork)."""
     return _context_for(os.getpid())
+
+
+def remove_worker_files(settings: Settings) -> None:
+    """Remove this worker's program cache (on shutdown: a node name is not reused)."""
+    shutil.rmtree(worker_dir(settings.data_path, worker_node), ignore_errors=True)

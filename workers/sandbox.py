@@ -1,24 +1,21 @@
-"""The program's side of the fork: confine the process, then run ``main``.
+"""The program's side: a confined, ready child receives its job and runs ``main``.
 
-Runs in the child the supervisor forks for each job. Before any program code
-runs it: leaves the worker's process group (so the whole tree can be killed),
-asks the kernel to kill it if the supervisor dies, closes every inherited
-descriptor but its pipes (no Redis or broker socket is reachable), replaces the
-environment with a minimal one (no ``QRT_*`` secrets), moves into a fresh
-temporary directory, and sets resource limits. ``run_child`` never returns.
+By the time :func:`run_job` is called the process is already confined
+(``workers.ready_child``): its own uid, namespaces, filesystem, limits and
+seccomp filter. What is left is the job's own business: read the spec from
+the descriptor the supervisor sealed it in, put the program's files in place,
+wire stdout/stderr to the supervisor's pipes, close everything else, set the
+CPU limit for this job, and call ``main``. ``run_job`` never returns.
 """
 
 from __future__ import annotations
 
-import ctypes
-import dataclasses
 import faulthandler
 import io
 import json
 import logging
 import os
-import resource
-import signal
+import stat
 import sys
 import traceback
 import types
@@ -26,44 +23,38 @@ from pathlib import Path
 from typing import Any
 
 from workers import frames
-from workers.isolation import isolate_network
+from workers.confinement import SCRATCH, close_fds_except, lower_cpu_seconds
 from workers.messenger import PipeLogHandler, UserMessenger
 
 #: Environment a program sees. Everything else of the worker's environment is dropped.
 PROGRAM_ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 #: Qiskit's Rust thread pool does not survive fork; this makes it run serially after one.
 FORK_SAFE_ENV = {"QISKIT_IN_PARALLEL": "TRUE"}
-_PR_SET_PDEATHSIG = 1
 #: Extra CPU seconds past max_execution_time before the kernel's own limit fires.
 CPU_LIMIT_SLACK_S = 60
+#: Where an uploaded program's files are copied, inside the job's scratch.
+PROGRAM_DIR_NAME = ".program"
+#: Bounds on what is copied for a program (its upload was bounded too; this guards the copy).
+MAX_PROGRAM_FILES = 10_000
+MAX_PROGRAM_BYTES = 256 * 1024 * 1024
+_SPEC_MAX_BYTES = 1 << 31
 
 
-@dataclasses.dataclass(frozen=True)
-class ChildSpec:
-    """Everything the child needs, decided by the supervisor before the fork."""
-
-    source_path: Path
-    params: str
-    log_level: str
-    workdir: Path
-    memory_bytes: int
-    max_open_files: int
-    cpu_seconds: int
-    message_fd: int
-    stdout_fd: int
-    stderr_fd: int
-    isolate_network: bool = True
-
-
-def run_child(spec: ChildSpec, backend: Any) -> None:
-    """Confine this process and run the program; exits the process, never returns."""
+def run_job(fds: dict[str, int], scratch: str) -> None:
+    """Run the job handed over in ``fds`` (see ``workers.zygote_protocol.JOB_FDS``); exits."""
+    message_fd = fds["messages"]
     code = 1
     try:
-        _confine(spec)
-        code = _run_program(spec, backend)
+        spec = json.loads(_read_all(fds.pop("spec")))
+        _wire_stdio(fds["stdout"], fds["stderr"])
+        source = _place_program(spec, fds.pop("program"), scratch)
+        close_fds_except({0, 1, 2, message_fd})
+        _set_environment(scratch)
+        lower_cpu_seconds(int(spec["cpu_seconds"]))
+        code = _run_program(source, spec, message_fd)
     except BaseException:  # noqa: BLE001 - report anything, then die
         try:
-            frames.write_frame(spec.message_fd, frames.ERROR, traceback.format_exc())
+            frames.write_frame(message_fd, frames.ERROR, traceback.format_exc())
         except Exception:
             pass
     finally:
@@ -75,68 +66,107 @@ def run_child(spec: ChildSpec, backend: Any) -> None:
         os._exit(code)
 
 
-def _confine(spec: ChildSpec) -> None:
-    os.setpgid(0, 0)
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1):
-        signal.signal(signum, signal.SIG_DFL)
-    os.dup2(spec.stdout_fd, 1)
-    os.dup2(spec.stderr_fd, 2)
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+        if sum(map(len, chunks)) > _SPEC_MAX_BYTES:
+            raise ValueError("job spec too large")
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _wire_stdio(stdout_fd: int, stderr_fd: int) -> None:
+    os.dup2(stdout_fd, 1)
+    os.dup2(stderr_fd, 2)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    keep = sorted({0, 1, 2, spec.message_fd})
-    low = 3
-    for fd in keep:
-        if fd >= low:
-            os.closerange(low, fd)
-            low = fd + 1
-    os.closerange(low, _max_fd())
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - fd 0 is /dev/null now; no new descriptor
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
     faulthandler.enable(file=sys.stderr)
 
+
+def _set_environment(scratch: str) -> None:
     environ = {k: os.environ[k] for k in PROGRAM_ENV_PASSTHROUGH if k in os.environ}
     os.environ.clear()
     os.environ.update(environ)
     os.environ.update(FORK_SAFE_ENV)
-    os.environ.update({"HOME": str(spec.workdir), "TMPDIR": str(spec.workdir), "PYTHONHASHSEED": "random"})
-    os.chdir(spec.workdir)
-    if spec.isolate_network:
-        refused = isolate_network()
-        if refused:
-            print(f"qruntime: this job runs with the host's network: {refused}", file=sys.stderr)
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    _lower_limit(resource.RLIMIT_AS, spec.memory_bytes)
-    _lower_limit(resource.RLIMIT_NOFILE, spec.max_open_files)
-    _lower_limit(resource.RLIMIT_CPU, spec.cpu_seconds)
+    os.environ.update({"HOME": scratch, "TMPDIR": scratch, "PYTHONHASHSEED": "random"})
+    os.chdir(scratch)
 
 
-def _run_program(spec: ChildSpec, backend: Any) -> int:
+def _place_program(spec: dict[str, Any], program_fd: int, scratch: str) -> Path:
+    """The path of the program's entry file, readable here.
+
+    Built-in programs are bound read-only into the job's filesystem at their
+    own path; anything else (uploads, or any program where no mount namespace
+    could be had) is copied from the descriptor into the scratch. The
+    descriptor is closed before program code runs: it must not be a way back
+    into the worker's program cache.
+    """
+    try:
+        bound = spec.get("host_path")
+        if bound and os.path.isfile(bound) and os.access(bound, os.R_OK) and scratch == SCRATCH:
+            return Path(bound)
+        target = os.path.join(scratch, PROGRAM_DIR_NAME)
+        _copy_tree(program_fd, target, budget=[MAX_PROGRAM_FILES, MAX_PROGRAM_BYTES])
+        return Path(target) / spec["entry"]
+    finally:
+        os.close(program_fd)
+
+
+def _copy_tree(dir_fd: int, target: str, budget: list[int]) -> None:
+    os.mkdir(target, 0o700)
+    for name in os.listdir(dir_fd):
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise OSError(f"the program has more than {MAX_PROGRAM_FILES} files")
+        if stat.S_ISDIR(info.st_mode):
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            try:
+                _copy_tree(child, os.path.join(target, name), budget)
+            finally:
+                os.close(child)
+        elif stat.S_ISREG(info.st_mode):
+            budget[1] -= info.st_size
+            if budget[1] < 0:
+                raise OSError(f"the program's files exceed {MAX_PROGRAM_BYTES} bytes")
+            source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            try:
+                with open(os.path.join(target, name), "wb") as out:
+                    while chunk := os.read(source, 1 << 20):
+                        out.write(chunk)
+            finally:
+                os.close(source)
+
+
+def _run_program(source_path: Path, spec: dict[str, Any], message_fd: int) -> int:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    level = logging.getLevelName(spec.log_level.upper())
-    root.addHandler(PipeLogHandler(spec.message_fd, level if isinstance(level, int) else logging.WARNING))
-    root.setLevel(level if isinstance(level, int) else logging.WARNING)
+    level = logging.getLevelName(str(spec["log_level"]).upper())
+    level = level if isinstance(level, int) else logging.WARNING
+    root.addHandler(PipeLogHandler(message_fd, level))
+    root.setLevel(level)
     logging.captureWarnings(False)
 
     from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder
 
-    inputs = json.loads(spec.params, cls=RuntimeDecoder)
+    from workers.backends import get_backend
+
+    inputs = json.loads(spec["params"], cls=RuntimeDecoder)
     if not isinstance(inputs, dict):
         raise TypeError(f"Program inputs must be a JSON object, not {type(inputs).__name__}.")
-    main = _load_main(spec.source_path)
-    messenger = UserMessenger(spec.message_fd)
+    backend = get_backend(spec["backend"])
+    main = _load_main(source_path)
+    messenger = UserMessenger(message_fd)
     result = main(backend, messenger, **inputs)
     if result is None and messenger.final_published:
         return 0
     text = result if isinstance(result, str) else json.dumps(result, cls=RuntimeEncoder)
-    frames.write_frame(spec.message_fd, frames.RETURN, text)
+    frames.write_frame(message_fd, frames.RETURN, text)
     return 0
 
 
@@ -152,16 +182,3 @@ def _load_main(source_path: Path) -> Any:
     if not callable(main):
         raise AttributeError(f"Program {source_path.name} has no main(backend, user_messenger, **kwargs).")
     return main
-
-
-def _lower_limit(kind: int, value: int) -> None:
-    soft, hard = resource.getrlimit(kind)
-    if value <= 0:
-        return
-    new_hard = value if hard == resource.RLIM_INFINITY else min(value, hard)
-    resource.setrlimit(kind, (new_hard, new_hard))
-
-
-def _max_fd() -> int:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return soft if soft != resource.RLIM_INFINITY else 65536

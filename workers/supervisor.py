@@ -1,11 +1,12 @@
-"""The supervisor: runs one claimed job in a forked, confined child and watches it.
+"""The supervisor: runs one claimed job in a confined child of the zygote and watches it.
 
-The supervisor is the Celery task's process. It forks the child (which inherits
-warm qiskit/aer imports and the backend), then owns every Redis write of the
-job while the child runs: interim results, log lines, heartbeats, the final
+The supervisor is the Celery task's process. It asks the job zygote for a
+ready, confined child (``workers.zygote_client``), hands it the job's spec and
+the write ends of three pipes, and then owns every Redis write of the job
+while the program runs: interim results, log lines, heartbeats, the final
 status. It enforces ``max_execution_time`` with its own clock, honours cancel
 requests (flag in the store, nudged over the job's control channel), and turns
-any way the child can end into exactly one final status with a reason.
+any way the program can end into exactly one final status with a reason.
 """
 
 from __future__ import annotations
@@ -14,25 +15,21 @@ import dataclasses
 import json
 import os
 import selectors
-import shutil
 import signal
-import tempfile
 import time
-from pathlib import Path
-from typing import Any
 
 from orchestrator.errors import InvalidTransitionError, JobNotFoundError
 from orchestrator.events import EVENT_INTERIM, EVENT_LOG
-from orchestrator.programs import Program
 from orchestrator.status import JobStatus
 from orchestrator.store import Job, JobStore
 from workers import frames
-from workers.isolation import become_subreaper, kill_strays
-from workers.sandbox import CPU_LIMIT_SLACK_S, ChildSpec, run_child
+from workers.program_cache import ProgramFiles
+from workers.sandbox import CPU_LIMIT_SLACK_S
+from workers.zygote_client import JobHandle, SandboxUnavailableError, program_dir, sealed_spec
 
 #: How long the supervisor's loop waits for output before checking clocks and flags.
 POLL_INTERVAL_S = 0.05
-#: After the child exits, how long grandchildren may keep its pipes open.
+#: After the program's process exits, how long what it left may keep its pipes open.
 DRAIN_AFTER_EXIT_S = 1.0
 #: Longest line kept whole in a log event; longer output is split.
 MAX_LOG_LINE_BYTES = 64 * 1024
@@ -51,120 +48,123 @@ class Outcome:
 class Supervisor:
     """Runs one job's program to a final status. Create one per job."""
 
-    def __init__(self, store: JobStore, job: Job, program: Program, backend: Any) -> None:
+    def __init__(self, store: JobStore, job: Job, files: ProgramFiles, backend: str) -> None:
         self.store = store
         self.settings = store.settings
         self.job = job
-        self.program = program
+        self.files = files
         self.backend = backend
         self._final: str | None = None
         self._returned: str | None = None
         self._error: str | None = None
         self._oversized: str | None = None
         self._stopping: JobStatus | None = None
-        self._exit_status: int | None = None
+        self._exit: dict | None = None
+        self._exited = False
         self._line_buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
 
     def run(self) -> JobStatus:
-        """Fork, supervise and record the final status; returns it."""
-        workdir = Path(tempfile.mkdtemp(prefix=f"qrt-{self.job.id}-"))
+        """Start the program in a ready child, supervise it and record the final status; returns it."""
+        spec = json.dumps({
+            "params": self.job.params,
+            "log_level": self.job.log_level,
+            "backend": self.backend,
+            "cpu_seconds": self.job.max_execution_time + CPU_LIMIT_SLACK_S,
+            "entry": self.files.entry,
+            "host_path": self.files.host_path,
+        })
         msg_r, msg_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        spec = ChildSpec(
-            source_path=self.program.source_path,
-            params=self.job.params,
-            log_level=self.job.log_level,
-            workdir=workdir,
-            memory_bytes=self.settings.job_memory_mb * 1024 * 1024,
-            max_open_files=self.settings.job_max_open_files,
-            cpu_seconds=self.job.max_execution_time + CPU_LIMIT_SLACK_S,
-            message_fd=msg_w,
-            stdout_fd=out_w,
-            stderr_fd=err_w,
-            isolate_network=self.settings.job_network == "isolated",
-        )
-        become_subreaper()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns
+        child_ends = [sealed_spec(spec), msg_w, out_w, err_w, program_dir(self.files.root)]
+        handle = None
+        try:
+            handle = JobHandle(while_waiting=lambda: self.store.heartbeat(self.job.id))
+            handle.start(spec_fd=child_ends[0], messages=msg_w, stdout=out_w, stderr=err_w,
+                         program=child_ends[4], job_id=self.job.id)
+        except SandboxUnavailableError as exc:
+            if handle is not None:
+                handle.close()
             for fd in (msg_r, out_r, err_r):
                 os.close(fd)
-            run_child(spec, self.backend)
-        for fd in (msg_w, out_w, err_w):
-            os.close(fd)
+            text = f"Job {self.job.id} could not start: {exc}"
+            return self._record(Outcome(JobStatus.FAILED, text, str(exc)))
+        finally:
+            for fd in child_ends:
+                os.close(fd)
+        self._log(f"qruntime: sandbox: uid {handle.uid}, init pid {handle.pid} (as the worker's host sees them)\n",
+                  stream="qruntime", level="INFO")
+        self._report_layers(handle.layers)
         try:
-            outcome = self._watch(pid, {msg_r: "messages", out_r: "stdout", err_r: "stderr"})
+            outcome = self._watch(handle, {msg_r: "messages", out_r: "stdout", err_r: "stderr"})
         except BaseException:
             # The supervisor cannot go on (Redis lost, a bug): never leave the program
             # running with nobody to enforce its limits or record its end.
-            _kill_group(pid, signal.SIGKILL)
-            _reap(pid)
+            handle.signal(signal.SIGKILL)
             raise
         finally:
-            kill_strays()  # whatever the program left behind, even outside its process group
+            handle.close()  # the zygote kills whatever of the job is still running
             for fd in (msg_r, out_r, err_r):
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-            shutil.rmtree(workdir, ignore_errors=True)
         return self._record(outcome)
+
+    def _report_layers(self, layers: dict[str, str]) -> None:
+        """Name, in the job's log, every layer of the sandbox this setup could not put on."""
+        for layer, state in layers.items():
+            if not state.startswith("on"):
+                self._log(f"qruntime: sandbox layer {layer} {state}\n", stream="qruntime", level="WARNING")
 
     # -- the watch loop ----------------------------------------------------------
 
-    def _watch(self, pid: int, pipes: dict[int, str]) -> Outcome:
+    def _watch(self, handle: JobHandle, pipes: dict[int, str]) -> Outcome:
         selector = selectors.DefaultSelector()
         for fd, name in pipes.items():
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ, name)
+        selector.register(handle.fileno(), selectors.EVENT_READ, "zygote")
         reader = frames.FrameReader(self.settings.max_result_bytes)
         control = self.store.redis.pubsub(ignore_subscribe_messages=True)
         control.subscribe(self.store.keys.control(self.job.id))
         started = time.monotonic()
         deadline = started + self.job.max_execution_time
         next_beat = 0.0
-        self._exit_status = None
         exited_at = 0.0
         try:
-            while selector.get_map():
+            while not self._exited or selector.get_map():
                 for key, _ in selector.select(timeout=POLL_INTERVAL_S):
-                    self._read(key.fd, key.data, selector, reader)
+                    if key.data == "zygote":
+                        selector.unregister(key.fd)
+                        if not self._exited:  # _stop may have read it already
+                            self._exit = handle.read_exit()
+                            self._exited = True
+                        exited_at = time.monotonic()
+                    else:
+                        self._read(key.fd, key.data, selector, reader)
                 now = time.monotonic()
-                if self._exit_status is None:
-                    self._poll_exit(pid)
-                    exited_at = now
-                elif now - exited_at > DRAIN_AFTER_EXIT_S:
-                    _kill_group(pid, signal.SIGKILL)  # grandchildren holding the pipes
-                    break
+                if self._exited and now - exited_at > DRAIN_AFTER_EXIT_S:
+                    break  # every process of the job is gone; nothing more can arrive
                 if now >= next_beat:
                     next_beat = now + self.settings.heartbeat_interval_s
                     self.store.heartbeat(self.job.id)
                     if self._stopping is None and self._cancel_wanted():
-                        self._stop(pid, JobStatus.CANCELLED)
+                        self._stop(handle, JobStatus.CANCELLED)
                 if self._stopping is None and control.get_message(timeout=0):
                     if self._cancel_wanted():
-                        self._stop(pid, JobStatus.CANCELLED)
-                if self._stopping is None and self._exit_status is None and now >= deadline:
-                    self._stop(pid, JobStatus.CANCELLED_RAN_TOO_LONG)
-            if self._exit_status is None:
-                _, self._exit_status = os.waitpid(pid, 0)
+                        self._stop(handle, JobStatus.CANCELLED)
+                if self._stopping is None and not self._exited and now >= deadline:
+                    self._stop(handle, JobStatus.CANCELLED_RAN_TOO_LONG)
         finally:
             control.close()
             selector.close()
         self._flush_lines()
-        return self._judge(self._exit_status)
+        return self._judge()
 
     def _cancel_wanted(self) -> bool:
         """A cancel was asked for, or the job was deleted: nobody is left to want its result."""
         return self.store.cancel_requested(self.job.id) or not self.store.exists(self.job.id)
-
-    def _poll_exit(self, pid: int) -> bool:
-        """Reap the child if it has exited; True once it has."""
-        if self._exit_status is None:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                self._exit_status = status
-        return self._exit_status is not None
 
     def _read(self, fd: int, name: str, selector: selectors.BaseSelector, reader: frames.FrameReader) -> None:
         try:
@@ -224,20 +224,20 @@ class Supervisor:
         data = json.dumps({"stream": stream, "level": level, "text": text})
         self.store.events.append(self.job.id, EVENT_LOG, data)
 
-    def _stop(self, pid: int, why: JobStatus) -> None:
-        """SIGTERM the program's process group, then SIGKILL after the grace period."""
+    def _stop(self, handle: JobHandle, why: JobStatus) -> None:
+        """SIGTERM the program's process group; SIGKILL the whole job after the grace period."""
         self._stopping = why
-        _kill_group(pid, signal.SIGTERM)
+        handle.signal(signal.SIGTERM)
         deadline = time.monotonic() + self.settings.kill_grace_s
-        while time.monotonic() < deadline:
-            if self._poll_exit(pid):
-                break
-            time.sleep(POLL_INTERVAL_S)
-        _kill_group(pid, signal.SIGKILL)  # the child, or what it left behind
+        while time.monotonic() < deadline and not self._exited:
+            if _readable(handle.fileno(), POLL_INTERVAL_S):
+                self._exit = handle.read_exit()
+                self._exited = True
+        handle.signal(signal.SIGKILL)  # the program, or what it left behind
 
     # -- deciding and recording the end --------------------------------------------
 
-    def _judge(self, exit_status: int | None) -> Outcome:
+    def _judge(self) -> Outcome:
         limit = self.job.max_execution_time
         if self._stopping is JobStatus.CANCELLED_RAN_TOO_LONG:
             return Outcome(
@@ -252,7 +252,12 @@ class Supervisor:
         if self._oversized is not None:
             return Outcome(JobStatus.FAILED, self._oversized, "result too large")
         result = self._returned if self._returned is not None else self._final
-        code = _describe_exit(exit_status)
+        if self._exit is not None and self._exit.get("oom"):
+            limit_mb = self.settings.job_memory_mb
+            text = (f"Job {self.job.id} failed: its processes together passed the job memory limit of "
+                    f"{limit_mb} MB (QRT_JOB_MEMORY_MB) and the kernel killed one.")
+            return Outcome(JobStatus.FAILED, text, f"exceeded the job memory limit ({limit_mb} MB)")
+        code = _describe_exit(None if self._exit is None else int(self._exit["status"]))
         if code is None and result is not None:
             return Outcome(JobStatus.COMPLETED, result, "")
         if code is None:
@@ -277,24 +282,16 @@ class Supervisor:
         return outcome.status
 
 
-def _kill_group(pid: int, signum: int) -> None:
-    try:
-        os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:  # already reaped by the watch loop
-        pass
+def _readable(fd: int, timeout: float) -> bool:
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        return bool(selector.select(timeout))
 
 
 def _describe_exit(status: int | None) -> str | None:
     """None for a clean exit, else how the process ended, in words."""
     if status is None:
-        return "vanished"
+        return "vanished with the worker's job sandbox"
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
         name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)

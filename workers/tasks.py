@@ -1,8 +1,9 @@
 """The one Celery task: run a job, given its id.
 
 The task claims the job (atomic QUEUED→RUNNING), so a redelivered or duplicated
-message finds the job already taken and does nothing. It then hands the job to
-a :class:`~workers.supervisor.Supervisor`, which records the final status.
+message finds the job already taken and does nothing. It then puts the program's
+files in this worker's cache and hands the job to a
+:class:`~workers.supervisor.Supervisor`, which records the final status.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 import redis
 from celery.exceptions import Reject
 
+from orchestrator.backends import find_backend
 from orchestrator.errors import (
     InvalidTransitionError,
     JobNotFoundError,
@@ -20,9 +22,7 @@ from orchestrator.errors import (
     RequestError,
 )
 from orchestrator.status import JobStatus
-from workers.backends import get_backend
 from workers.context import WorkerContext
-from workers.program_cache import with_source_path
 from workers.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -52,13 +52,13 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
         raise Reject(exc, requeue=True) from None
     try:
         program = ctx.programs.get(job.program_id, job.program_version or None)
-        program = with_source_path(program, ctx.programs.store, ctx.settings.namespace)
-        backend = get_backend(job.backend)
+        files = ctx.cache.files(program, ctx.settings.program_paths)
+        backend = find_backend(job.backend).name
     except (NotFoundError, RequestError) as exc:
         _fail(ctx, job_id, f"Job {job_id} could not start: {exc.message}")
         return JobStatus.FAILED.value
     try:
-        return Supervisor(store, job, program, backend).run().value
+        return Supervisor(store, job, files, backend).run().value
     except Exception as exc:  # the supervisor itself broke: never leave the job RUNNING
         logger.exception("supervisor of job %s failed", job_id)
         _fail(ctx, job_id, f"Job {job_id} failed inside qruntime: {type(exc).__name__}: {exc}")

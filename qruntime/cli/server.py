@@ -115,6 +115,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from qruntime.localredis import LocalRedis
 
     env = dict(os.environ)
+    env["QRT_DATA_DIR"] = args.data_dir  # the workers keep their program caches there too
     redis_server = None
     if not env.get("QRT_REDIS_URL"):
         redis_server = LocalRedis(data_dir=Path(args.data_dir) / "redis", prefer_bundled=True).start()

@@ -1,0 +1,104 @@
+"""Run a worker the way each supported deployment does: ``python -m tests.setups SETUP -- CMD...``.
+
+The hostile-program suite runs in all three; each setup execs ``CMD`` as:
+
+``root``
+    as it is: a root worker (``qruntime up`` as root).
+``nonroot``
+    as the unprivileged uid :data:`NONROOT_UID`, with no capabilities. The
+    interpreter and this checkout may live under a directory that uid cannot
+    enter (``/root`` is 0700): in a private mount namespace, such a directory
+    is covered by a tmpfs that holds only binds of the paths the worker needs.
+    Nothing changes on the host.
+``docker``
+    as root without CAP_SYS_ADMIN and with namespace creation refused by a
+    seccomp filter, as Docker's default capability set and seccomp profile do.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import site
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+SETUPS = ("root", "nonroot", "docker")
+#: The uid a non-root worker runs as (no passwd entry is needed).
+NONROOT_UID = 4242
+CAP_SYS_ADMIN = 21
+PR_CAPBSET_DROP = 24
+REPO = Path(__file__).resolve().parent.parent
+
+
+def needed_paths(extra: list[str]) -> list[str]:
+    """What a non-root worker must reach: the interpreter, its packages, this checkout."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(), str(REPO), *extra}
+    return sorted(os.path.realpath(p) for p in paths if os.path.exists(p))
+
+
+def _closed_ancestor(path: str) -> str | None:
+    """The highest ancestor of ``path`` that others may not enter, if any."""
+    parts = Path(path).parts
+    for depth in range(2, len(parts)):
+        ancestor = os.path.join(*parts[:depth])
+        if not os.stat(ancestor).st_mode & stat.S_IXOTH:
+            return ancestor
+    return None
+
+
+def reveal(paths: list[str]) -> None:
+    """In a new private mount namespace, make ``paths`` reachable for any uid (see module docstring)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+    def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+        if libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
+                      data and data.encode()) != 0:
+            raise OSError(ctypes.get_errno(), f"mount {source} {target}")
+
+    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    mount(None, "/", None, 16384 | (1 << 18))  # MS_REC | MS_PRIVATE
+    by_ancestor: dict[str, list[str]] = {}
+    for path in paths:
+        ancestor = _closed_ancestor(path)
+        if ancestor:
+            by_ancestor.setdefault(ancestor, []).append(path)
+    stash = tempfile.mkdtemp(prefix="qrt-setup-stash-")
+    for ancestor, inside in by_ancestor.items():
+        held = []
+        for index, path in enumerate(inside):
+            keep = os.path.join(stash, f"{len(os.listdir(stash))}-{index}")
+            os.mkdir(keep)
+            mount(path, keep, None, 4096 | 16384)  # MS_BIND | MS_REC
+            held.append((path, keep))
+        mount("tmpfs", ancestor, "tmpfs", 0, "mode=0755")
+        for path, keep in held:
+            os.makedirs(path, exist_ok=True)
+            mount(keep, path, None, 4096 | 16384)
+
+
+def main(argv: list[str]) -> None:
+    setup, command = argv[0], argv[argv.index("--") + 1:]
+    if setup == "nonroot":
+        reveal(needed_paths([os.environ.get("HOME", ""), os.environ.get("QRT_DATA_DIR", "")]))
+        os.setgroups([])
+        os.setresgid(NONROOT_UID, NONROOT_UID, NONROOT_UID)
+        os.setresuid(NONROOT_UID, NONROOT_UID, NONROOT_UID)
+    elif setup == "docker":
+        from workers.seccomp_policy import namespace_refusal_filter
+
+        namespace_refusal_filter().load()
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "drop CAP_SYS_ADMIN")
+    elif setup != "root":
+        raise SystemExit(f"unknown setup {setup!r}; one of {SETUPS}")
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,196 @@
+"""One control group per job: a limit on processes and memory for all of its processes.
+
+RLIMIT_NPROC and RLIMIT_AS are per user and per process: ten processes of a job
+may each hold the memory limit. A cgroup counts the whole job. The zygote makes
+one group per ready child under a group of its own, moves the child in before
+it drops privileges (so everything the program forks lands inside), and after
+the job kills what is left in the group and removes it.
+
+Both hierarchies are handled: cgroup v1 (``pids`` and ``memory`` controllers
+mounted under ``/sys/fs/cgroup/<controller>``) and the unified v2 tree. Where
+the worker may not make groups (not root, Docker's read-only ``/sys/fs/cgroup``,
+v2 without delegation) :func:`open_parent` says why and the job falls back on
+per-uid RLIMIT_NPROC and per-process RLIMIT_AS (docs/sandbox.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("pids", "memory")
+#: Rounds of SIGKILL over a group's members: a member forking while being killed leaves new ones.
+KILL_ROUNDS = 50
+
+
+class JobGroup:
+    """The cgroup(s) of one job: limits set at creation, members killed and group removed at the end."""
+
+    def __init__(self, paths: dict[str, Path], v2: bool) -> None:
+        self.paths = paths  # controller (or "unified") -> directory
+        self.v2 = v2
+
+    def add(self, pid: int) -> None:
+        for path in self.paths.values():
+            (path / "cgroup.procs").write_text(str(pid))
+
+    def peak_memory_bytes(self) -> int | None:
+        name = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
+        path = self.paths.get("unified" if self.v2 else "memory")
+        return _read_int(path / name) if path else None
+
+    def oom_killed(self) -> bool:
+        """True if the kernel killed a member for passing the group's memory limit."""
+        if self.v2:
+            events = _read_text(self.paths["unified"] / "memory.events")
+        else:
+            events = _read_text(self.paths["memory"] / "memory.oom_control")
+        for line in (events or "").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                return True
+        return False
+
+    def kill_all(self) -> None:
+        """SIGKILL every member until none is left."""
+        if self.v2 and (self.paths["unified"] / "cgroup.kill").exists():
+            with contextlib.suppress(OSError):
+                (self.paths["unified"] / "cgroup.kill").write_text("1")
+        for _ in range(KILL_ROUNDS):
+            members = self.members()
+            if not members:
+                return
+            for pid in members:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            _wait_empty(self, members)
+
+    def members(self) -> set[int]:
+        found: set[int] = set()
+        for path in self.paths.values():
+            text = _read_text(path / "cgroup.procs") or ""
+            found.update(int(pid) for pid in text.split())
+        return found
+
+    def remove(self) -> None:
+        self.kill_all()
+        for path in self.paths.values():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
+class GroupParent:
+    """The zygote's own group, under which it makes one group per job."""
+
+    def __init__(self, paths: dict[str, Path], v2: bool) -> None:
+        self.paths = paths
+        self.v2 = v2
+
+    def job_group(self, name: str, *, pids_max: int, memory_bytes: int) -> JobGroup:
+        paths = {}
+        for controller, parent in self.paths.items():
+            path = parent / name
+            if path.exists():  # left by a zygote that died: empty it first
+                JobGroup({controller: path}, self.v2).remove()
+            path.mkdir()
+            paths[controller] = path
+        group = JobGroup(paths, self.v2)
+        try:
+            if self.v2:
+                _write(paths["unified"] / "pids.max", str(pids_max))
+                _write(paths["unified"] / "memory.max", str(memory_bytes))
+                with contextlib.suppress(OSError):
+                    _write(paths["unified"] / "memory.swap.max", "0")
+            else:
+                _write(paths["pids"] / "pids.max", str(pids_max))
+                _write(paths["memory"] / "memory.limit_in_bytes", str(memory_bytes))
+                with contextlib.suppress(OSError):  # only with swap accounting on
+                    _write(paths["memory"] / "memory.memsw.limit_in_bytes", str(memory_bytes))
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    def remove(self) -> None:
+        for path in self.paths.values():
+            for child in path.iterdir() if path.is_dir() else ():
+                if child.is_dir():
+                    JobGroup({"x": child}, self.v2).remove()
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
+def open_parent(name: str) -> tuple[GroupParent | None, str]:
+    """Make the zygote's parent group; returns it, or None and why not."""
+    try:
+        if (CGROUP_ROOT / "cgroup.controllers").exists():
+            return _open_v2(name), ""
+        return _open_v1(name), ""
+    except OSError as exc:
+        return None, f"no cgroup for jobs ({exc.strerror or exc}: {getattr(exc, 'filename', '') or ''})"
+
+
+def _open_v1(name: str) -> GroupParent:
+    own = _own_groups()
+    paths = {}
+    for controller in V1_CONTROLLERS:
+        mount = CGROUP_ROOT / controller
+        if not (mount / "cgroup.procs").exists():
+            raise OSError(0, f"the {controller} controller is not mounted", str(mount))
+        path = mount / own.get(controller, "/").lstrip("/") / name
+        path.mkdir(exist_ok=True)
+        paths[controller] = path
+    if not os.access(paths["pids"], os.W_OK):
+        raise OSError(13, "not writable", str(paths["pids"]))
+    return GroupParent(paths, v2=False)
+
+
+def _open_v2(name: str) -> GroupParent:
+    own = _own_groups().get("", "/")
+    base = CGROUP_ROOT / own.lstrip("/")
+    path = base / name
+    path.mkdir(exist_ok=True)
+    enabled = (_read_text(path / "cgroup.controllers") or "").split()
+    if not {"pids", "memory"} <= set(enabled):
+        path.rmdir()
+        raise OSError(0, "pids/memory controllers not delegated to this cgroup", str(base))
+    _write(path / "cgroup.subtree_control", "+pids +memory")
+    return GroupParent({"unified": path}, v2=True)
+
+
+def _own_groups() -> dict[str, str]:
+    """This process's group per v1 controller ("" for the v2 tree), from /proc/self/cgroup."""
+    groups: dict[str, str] = {}
+    for line in (_read_text(Path("/proc/self/cgroup")) or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            groups[controller] = path
+    return groups
+
+
+def _wait_empty(group: JobGroup, members: set[int]) -> None:
+    """Give killed members a moment to leave the group (reaped by their parents)."""
+    import time
+
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and group.members() & members:
+        time.sleep(0.005)
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _read_int(path: Path) -> int | None:
+    text = _read_text(path)
+    return int(text) if text and text.strip().isdigit() else None

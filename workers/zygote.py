@@ -1,0 +1,464 @@
+"""The zygote: a secret-free, warm process that keeps confined children ready for jobs.
+
+The worker starts it by exec (``python -m workers.zygote``, see
+``workers.zygote_client.start``), never by fork, with a minimal environment and
+a command line that holds only job limits: it never has the Redis URL, a
+password, a token or the account file's path, so no child forked from it can
+find one in its memory. It imports qiskit, Aer and the wire format, builds the
+served backends from static data, transpiles once, and then keeps
+``config.ready`` children forked and confined (``workers.ready_child``) so a
+job's start costs two socket messages.
+
+Supervisors (the Celery pool processes) connect to its UNIX socket; the
+protocol is in ``workers.zygote_protocol``. The zygote leases each child a uid
+of its own (root workers), puts it in a cgroup of its own (where it may), and
+when the child's job is over kills what is left of it, removes its scratch and
+files, and tells the supervisor how the program ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import fcntl
+import gc
+import logging
+import os
+import selectors
+import shutil
+import signal
+import socket
+import stat
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+from workers import cgroups, zygote_protocol
+from workers.confinement import SandboxConfig, die_with_parent
+from workers.ready_child import ChildPlan, spawn
+
+logger = logging.getLogger("qruntime.zygote")
+
+#: Where root workers lease blocks of job uids, one lock file per block (host-wide).
+UID_LOCK_DIR = Path("/run/qruntime/uid-blocks")
+#: Blocks a host can hand out: uid_base .. uid_base + MAX_UID_BLOCKS * uid_block.
+MAX_UID_BLOCKS = 4096
+#: World-writable places a job without a mount namespace could leave files in.
+SHARED_WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+#: Rounds of ``kill(-1)`` as a job's uid before its processes count as gone.
+UID_KILL_ROUNDS = 100
+CAP_SETGID, CAP_SETUID = 6, 7
+#: How often running jobs' cgroups are checked for a process the kernel killed for memory.
+MEMORY_CHECK_INTERVAL_S = 0.25
+
+
+@dataclasses.dataclass
+class Slot:
+    """One ready child, from fork to the end of its job."""
+
+    plan: ChildPlan
+    r_pid: int
+    channel: socket.socket | None
+    p_pid: int = 0
+    pidfd: int = -1
+    layers: dict[str, str] | None = None
+    client: socket.socket | None = None
+    oom: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.channel is not None and self.p_pid > 0 and self.layers is not None and self.client is None
+
+
+class Zygote:
+    """The serve loop: children, supervisor connections and the end of every job."""
+
+    def __init__(self, config: SandboxConfig, socket_path: str) -> None:
+        self.config = config
+        self.privileged = _may_switch_uids()
+        # A non-root worker has one uid to give: every job shares it, inside namespaces of its own.
+        self.uids = _lease_uid_block(config) if self.privileged else [os.getuid()] * config.uid_block
+        self._serial = 0
+        self.free_uids = deque(self.uids)
+        self.cgroup_parent, self.cgroup_note = cgroups.open_parent(f"qrt-zygote-{os.getpid()}")
+        self.scratch_root = tempfile.mkdtemp(prefix="qrt-scratch-")
+        os.chmod(self.scratch_root, 0o711)
+        self.slots: dict[int, Slot] = {}  # by R's pid
+        self.waiting: deque[tuple[socket.socket, list[int]]] = deque()  # starts without a ready child
+        self.selector = selectors.DefaultSelector()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.listener.bind(socket_path)
+        os.chmod(socket_path, 0o600)
+        self.listener.listen(64)
+        self.selector.register(self.listener, selectors.EVENT_READ, ("listen", None))
+        self.wake_r, wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        self._wake_w = wake_w
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+        self.stopping = False
+
+    # -- children ----------------------------------------------------------------------
+
+    def refill(self) -> None:
+        """Keep ``config.ready`` children ready or on their way, plus one per waiting start."""
+        coming = sum(1 for s in self.slots.values() if s.client is None)
+        while coming < self.config.ready + len(self.waiting) and self.free_uids:
+            self._spawn(self.free_uids.popleft())
+            coming += 1
+
+    def _spawn(self, uid: int) -> None:
+        self._serial += 1
+        name = f"slot-{self._serial}"
+        group = None
+        if self.cgroup_parent is not None:
+            try:
+                group = self.cgroup_parent.job_group(name, pids_max=self.config.pids_max,
+                                                     memory_bytes=self.config.memory_bytes)
+            except OSError as exc:
+                self.cgroup_note = f"no cgroup for jobs ({exc})"
+        scratch = os.path.join(self.scratch_root, name)
+        os.mkdir(scratch, 0o700)
+        os.chown(scratch, uid, uid)
+        plan = ChildPlan(self.config, uid, uid if self.privileged else os.getgid(), self.privileged,
+                         group, scratch, self.cgroup_note)
+        r_pid, channel = spawn(plan)
+        self.slots[r_pid] = Slot(plan, r_pid, channel)
+        self.selector.register(channel, selectors.EVENT_READ, ("child", r_pid))
+
+    def _on_child_message(self, r_pid: int) -> None:
+        slot = self.slots[r_pid]
+        message, fds = zygote_protocol.receive(slot.channel)
+        for fd in fds:
+            os.close(fd)
+        if message is None:
+            self._drop_channel(slot)  # the child died before it was ready; its reaping follows
+            return
+        if message.get("op") == zygote_protocol.OP_PID:
+            slot.p_pid = int(message["pid"])
+            with contextlib.suppress(OSError):
+                slot.pidfd = os.pidfd_open(slot.p_pid)
+        elif message.get("op") == zygote_protocol.OP_READY:
+            slot.layers = {str(k): str(v) for k, v in dict(message["layers"]).items()}
+            if len(self.slots) == 1 or not getattr(self, "_reported", False):
+                self._reported = True
+                logger.warning("job sandbox layers: %s", slot.layers)
+        if slot.ready and self.waiting:
+            client, start_fds = self.waiting.popleft()
+            self._hand_over(slot, client, start_fds)
+
+    def _drop_channel(self, slot: Slot) -> None:
+        if slot.channel is not None:
+            self.selector.unregister(slot.channel)
+            slot.channel.close()
+            slot.channel = None
+
+    # -- supervisors --------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        client, _ = self.listener.accept()
+        self.selector.register(client, selectors.EVENT_READ, ("client", client))
+
+    def _on_client_message(self, client: socket.socket) -> None:
+        message, fds = zygote_protocol.receive(client)
+        slot = self._slot_of(client)
+        if message is None:
+            self._close_client(client)
+            if slot is not None:
+                slot.client = None
+                self._signal(slot, signal.SIGKILL)  # nobody is left to watch this job
+            self.waiting = deque((c, f) for c, f in self.waiting if c is not client or _close_all(f))
+            return
+        op = message.get("op")
+        if op == zygote_protocol.OP_START and slot is None and len(fds) == len(zygote_protocol.JOB_FDS):
+            ready = next((s for s in self.slots.values() if s.ready), None)
+            if ready is not None:
+                self._hand_over(ready, client, fds)
+            else:
+                self.waiting.append((client, fds))
+                self.refill()
+                if not self.free_uids and not any(s.client is None for s in self.slots.values()):
+                    self._refuse(client, fds, "every job uid of this worker is in use")
+        elif op == zygote_protocol.OP_SIGNAL and slot is not None:
+            _close_all(fds)
+            self._signal(slot, int(message.get("signal", signal.SIGKILL)))
+        else:
+            _close_all(fds)
+
+    def _hand_over(self, slot: Slot, client: socket.socket, fds: list[int]) -> None:
+        weak = slot.layers.get("identity", "").startswith("off") and slot.layers.get("pid", "").startswith("off")
+        if weak:
+            self._refuse(client, fds, "this worker cannot keep programs apart: it is not root (no uid per "
+                         "job) and the kernel refuses it user and pid namespaces; run the worker as root or "
+                         "allow unprivileged user namespaces (docs/sandbox.md)")
+            return
+        zygote_protocol.send(slot.channel, {"op": zygote_protocol.OP_JOB}, fds)
+        _close_all(fds)
+        self._drop_channel(slot)
+        slot.client = client
+        zygote_protocol.send(client, {"op": zygote_protocol.OP_STARTED, "pid": slot.p_pid,
+                                      "uid": slot.plan.uid, "layers": slot.layers})
+        self.refill()
+
+    def _refuse(self, client: socket.socket, fds: list[int], text: str) -> None:
+        _close_all(fds)
+        self.waiting = deque((c, f) for c, f in self.waiting if c is not client)
+        with contextlib.suppress(OSError):
+            zygote_protocol.send(client, {"op": zygote_protocol.OP_REFUSED, "message": text})
+        self._close_client(client)
+
+    def _slot_of(self, client: socket.socket) -> Slot | None:
+        return next((s for s in self.slots.values() if s.client is client), None)
+
+    def _close_client(self, client: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(client)
+        client.close()
+
+    def _signal(self, slot: Slot, signum: int) -> None:
+        if slot.pidfd >= 0:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(slot.pidfd, signum)
+
+    # -- the end of a job ------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while self.wake_r.recv(4096):
+                pass
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = self.slots.pop(pid, None)
+            if slot is not None:  # else an orphan of a job, reparented to this subreaper
+                self._finish(slot, status, usage)
+
+    def _finish(self, slot: Slot, status: int, usage: os.struct_rusage) -> None:
+        self._drop_channel(slot)
+        oom, peak = False, None
+        group = slot.plan.group
+        if group is not None:
+            group.kill_all()
+            oom, peak = slot.oom or group.oom_killed(), group.peak_memory_bytes()
+            group.remove()
+        if slot.layers is None or slot.layers.get("pid", "off").startswith("off"):
+            self._clean_after_uid(slot.plan)
+        else:
+            shutil.rmtree(slot.plan.fallback_scratch, ignore_errors=True)
+        if slot.pidfd >= 0:
+            os.close(slot.pidfd)
+        if slot.client is not None:
+            with contextlib.suppress(OSError):
+                zygote_protocol.send(slot.client, {
+                    "op": zygote_protocol.OP_EXITED, "status": status, "oom": oom,
+                    "peak_memory_bytes": peak, "cpu_s": round(usage.ru_utime + usage.ru_stime, 6),
+                })
+            self._close_client(slot.client)
+        self.free_uids.append(slot.plan.uid)
+        if not self.stopping:
+            self.refill()
+
+    def _clean_after_uid(self, plan: ChildPlan) -> None:
+        """Without a pid namespace: kill every process of the job's uid, remove its files."""
+        if not self.privileged:
+            shutil.rmtree(plan.fallback_scratch, ignore_errors=True)
+            return
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.setgroups([])
+                os.setresgid(plan.gid, plan.gid, plan.gid)
+                os.setresuid(plan.uid, plan.uid, plan.uid)
+                for _ in range(UID_KILL_ROUNDS):
+                    try:
+                        os.kill(-1, signal.SIGKILL)  # every process this uid may signal: its own
+                    except ProcessLookupError:
+                        break
+                    time.sleep(0.002)
+                _remove_tree(plan.fallback_scratch, keep_top=True)
+                for shared in SHARED_WRITABLE_DIRS:
+                    _remove_owned(shared, plan.uid)
+                code = 0
+            finally:
+                os._exit(code)
+        os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            os.rmdir(plan.fallback_scratch)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _watch_memory(self) -> None:
+        """A job whose processes passed its memory limit ends: the kernel killed one, the rule kills all."""
+        for slot in self.slots.values():
+            group = slot.plan.group
+            if slot.client is not None and group is not None and not slot.oom and group.oom_killed():
+                slot.oom = True
+                self._signal(slot, signal.SIGKILL)
+
+    def serve(self) -> None:
+        self.refill()
+        while not self.stopping:
+            self._watch_memory()
+            for key, _ in self.selector.select(timeout=MEMORY_CHECK_INTERVAL_S):
+                kind, data = key.data
+                try:
+                    if kind == "listen":
+                        self._accept()
+                    elif kind == "wake":
+                        self._reap()
+                    elif kind == "child" and data in self.slots:
+                        self._on_child_message(data)
+                    elif kind == "client":
+                        self._on_client_message(data)
+                except OSError:
+                    logger.exception("zygote: %s event failed", kind)
+            self._reap()
+
+    def shutdown(self) -> None:
+        self.stopping = True
+        for slot in list(self.slots.values()):
+            self._signal(slot, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(slot.r_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.slots and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.01)
+        if self.cgroup_parent is not None:
+            self.cgroup_parent.remove()
+        shutil.rmtree(self.scratch_root, ignore_errors=True)
+
+
+def _may_switch_uids() -> bool:
+    """Root with CAP_SETUID and CAP_SETGID: every job gets a uid of its own."""
+    if os.geteuid() != 0:
+        return False
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            caps = int(line.split()[1], 16)
+            return bool(caps & (1 << CAP_SETUID)) and bool(caps & (1 << CAP_SETGID))
+    return False
+
+
+def _lease_uid_block(config: SandboxConfig) -> list[int]:
+    """Lock a block of uids no other zygote on this host holds (the lock dies with us)."""
+    UID_LOCK_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for block in range(MAX_UID_BLOCKS):
+        handle = open(UID_LOCK_DIR / f"{config.uid_base}-{block}.lock", "a")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _LEASES.append(handle)
+        first = config.uid_base + block * config.uid_block
+        return list(range(first, first + config.uid_block))
+    raise RuntimeError(f"no free block of job uids under {UID_LOCK_DIR}")
+
+
+_LEASES: list = []
+
+
+def _remove_owned(directory: str, uid: int) -> None:
+    """Remove what ``uid`` owns at the top of a shared directory (run as that uid)."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if info.st_uid != uid:
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            _remove_tree(entry.path, keep_top=False)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _remove_tree(path: str, *, keep_top: bool) -> None:
+    """rmtree that first gives its owner back the rights a program may have taken away."""
+    def unlock(func, target, _exc):  # noqa: ANN001 - shutil's onerror signature
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(target), 0o700)
+            os.chmod(target, 0o700)
+            func(target)
+
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o700)
+    if keep_top:
+        for entry in os.listdir(path) if os.path.isdir(path) else ():
+            target = os.path.join(path, entry)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target, onerror=unlock)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(target)
+    else:
+        shutil.rmtree(path, onerror=unlock)
+
+
+def _close_all(fds: list[int]) -> bool:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    return False
+
+
+def _warm(config: SandboxConfig) -> None:
+    """Import and build everything a program's first line would otherwise wait for."""
+    import qiskit  # noqa: F401
+    import qiskit_aer  # noqa: F401
+    from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder  # noqa: F401
+
+    from workers import sandbox  # noqa: F401
+    from workers.backends import warm_up
+
+    warm_up(list(config.backends))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.zygote")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--config", required=True, help="SandboxConfig as JSON")
+    args = parser.parse_args(argv)
+    die_with_parent(signal.SIGKILL)
+    logging.basicConfig(level=logging.INFO, format="[zygote %(process)d] %(levelname)s %(message)s")
+    logging.getLogger("qiskit").setLevel(logging.WARNING)
+    config = SandboxConfig.from_json(args.config)
+    from workers.seccomp_policy import sockets_filter
+
+    if config.isolate_network:
+        sockets_filter().load()  # the zygote needs no network either: only its UNIX sockets
+    _warm(config)
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    from workers.confinement import prctl
+
+    prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of jobs without a pid namespace come here
+    zygote = Zygote(config, args.socket)
+    gc.collect()
+    gc.freeze()  # children share these pages instead of copying them on the first collection
+    signal.signal(signal.SIGTERM, lambda *_: setattr(zygote, "stopping", True))
+    try:
+        zygote.serve()
+    finally:
+        zygote.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
