@@ -243,19 +243,20 @@ class Zygote:
                 self._finish(slot, status, usage)
 
     def _finish(self, slot: Slot, status: int, usage: os.struct_rusage) -> None:
+        """The job's init has exited: make sure nothing of it runs, tell its supervisor, clean up.
+
+        The supervisor hears as soon as no process of the job is left; removing
+        the cgroup (memcg teardown takes milliseconds) and the scratch comes after.
+        """
         self._drop_channel(slot)
         oom, peak = False, None
         group = slot.plan.group
         if group is not None:
             group.kill_all()
             oom, peak = slot.oom or group.oom_killed(), group.peak_memory_bytes()
-            group.remove()
-        if slot.layers is None or slot.layers.get("pid", "off").startswith("off"):
+        no_pid_namespace = slot.layers is None or slot.layers.get("pid", "off").startswith("off")
+        if no_pid_namespace:
             self._clean_after_uid(slot.plan)
-        else:
-            shutil.rmtree(slot.plan.fallback_scratch, ignore_errors=True)
-        if slot.pidfd >= 0:
-            os.close(slot.pidfd)
         if slot.client is not None:
             with contextlib.suppress(OSError):
                 zygote_protocol.send(slot.client, {
@@ -263,6 +264,12 @@ class Zygote:
                     "peak_memory_bytes": peak, "cpu_s": round(usage.ru_utime + usage.ru_stime, 6),
                 })
             self._close_client(slot.client)
+        if group is not None:
+            group.remove()
+        if not no_pid_namespace:
+            shutil.rmtree(slot.plan.fallback_scratch, ignore_errors=True)
+        if slot.pidfd >= 0:
+            os.close(slot.pidfd)
         self.free_uids.append(slot.plan.uid)
         if not self.stopping:
             self.refill()
