@@ -131,7 +131,8 @@ def test_a_program_reads_no_secret_and_reaches_nothing_outside_its_job(hostile: 
     marker = secrets.token_hex(6)
     params = {
         "files": [str(hostile.account), f"/proc/{hostile.worker.pid}/environ"],
-        "dirs": [hostile.home, hostile.data_dir, str(Path(hostile.data_dir) / "workers")],
+        "dirs": [hostile.home, hostile.data_dir, str(Path(hostile.data_dir) / "workers"),
+                 *glob.glob("/tmp/qrt-zygote-*/scratch")],  # where jobs without a mount namespace work
         "worker_pids": hostile.worker_pids(),
         "sockets": glob.glob("/tmp/qrt-zygote-*/zygote.sock"),
         "marker": marker,

@@ -123,6 +123,18 @@ class GroupParent:
                 path.rmdir()
 
 
+def remove_parent(name: str) -> None:
+    """Remove a zygote's group and every job group in it, if they exist (after the zygote died)."""
+    own = _own_groups()
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        paths, v2 = {"unified": CGROUP_ROOT / own.get("", "/").lstrip("/") / name}, True
+    else:
+        paths, v2 = {c: CGROUP_ROOT / c / own.get(c, "/").lstrip("/") / name for c in V1_CONTROLLERS}, False
+    existing = {k: v for k, v in paths.items() if v.is_dir()}
+    if existing:
+        GroupParent(existing, v2).remove()
+
+
 def open_parent(name: str) -> tuple[GroupParent | None, str]:
     """Make the zygote's parent group; returns it, or None and why not."""
     try:

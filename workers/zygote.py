@@ -31,7 +31,6 @@ import signal
 import socket
 import stat
 import sys
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -76,15 +75,16 @@ class Slot:
 class Zygote:
     """The serve loop: children, supervisor connections and the end of every job."""
 
-    def __init__(self, config: SandboxConfig, socket_path: str) -> None:
+    def __init__(self, config: SandboxConfig, socket_path: str, scratch_root: str, cgroup_name: str,
+                 uids: list[int]) -> None:
         self.config = config
         self.privileged = _may_switch_uids()
-        # A non-root worker has one uid to give: every job shares it, inside namespaces of its own.
-        self.uids = _lease_uid_block(config) if self.privileged else [os.getuid()] * config.uid_block
+        self.uids = uids
         self._serial = 0
         self.free_uids = deque(self.uids)
-        self.cgroup_parent, self.cgroup_note = cgroups.open_parent(f"qrt-zygote-{os.getpid()}")
-        self.scratch_root = tempfile.mkdtemp(prefix="qrt-scratch-")
+        self.cgroup_parent, self.cgroup_note = cgroups.open_parent(cgroup_name)
+        self.scratch_root = scratch_root  # 0711: a job's uid may enter its own scratch, list none
+        os.mkdir(self.scratch_root, 0o711)
         os.chmod(self.scratch_root, 0o711)
         self.slots: dict[int, Slot] = {}  # by R's pid
         self.waiting: deque[tuple[socket.socket, list[int]]] = deque()  # starts without a ready child
@@ -279,26 +279,12 @@ class Zygote:
         if not self.privileged:
             shutil.rmtree(plan.fallback_scratch, ignore_errors=True)
             return
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.setgroups([])
-                os.setresgid(plan.gid, plan.gid, plan.gid)
-                os.setresuid(plan.uid, plan.uid, plan.uid)
-                for _ in range(UID_KILL_ROUNDS):
-                    try:
-                        os.kill(-1, signal.SIGKILL)  # every process this uid may signal: its own
-                    except ProcessLookupError:
-                        break
-                    time.sleep(0.002)
-                _remove_tree(plan.fallback_scratch, keep_top=True)
-                for shared in SHARED_WRITABLE_DIRS:
-                    _remove_owned(shared, plan.uid)
-                code = 0
-            finally:
-                os._exit(code)
-        os.waitpid(pid, 0)
+        def remove_files() -> None:
+            _remove_tree(plan.fallback_scratch, keep_top=True)
+            for shared in SHARED_WRITABLE_DIRS:
+                _remove_owned(shared, plan.uid)
+
+        _run_as(plan.uid, plan.gid, _kill_own_processes, remove_files)
         with contextlib.suppress(OSError):
             os.rmdir(plan.fallback_scratch)
 
@@ -355,6 +341,72 @@ def _may_switch_uids() -> bool:
             caps = int(line.split()[1], 16)
             return bool(caps & (1 << CAP_SETUID)) and bool(caps & (1 << CAP_SETGID))
     return False
+
+
+def job_uids(config: SandboxConfig) -> list[int]:
+    """The uids this zygote gives jobs, each free of processes left by an earlier holder.
+
+    A non-root worker has one uid to give: every job shares it, inside namespaces
+    of its own. A root worker leases a block; a zygote that died may have left
+    processes of a job without a pid namespace running under one of its uids.
+    """
+    if not _may_switch_uids():
+        return [os.getuid()] * config.uid_block
+    uids = _lease_uid_block(config)
+    for uid in _uids_with_processes(set(uids)):
+        _run_as(uid, uid, _kill_own_processes)
+    return uids
+
+
+def _run_as(uid: int, gid: int, *steps) -> None:  # noqa: ANN002 - callables without arguments
+    """Run ``steps`` in a helper process that has become ``uid``: it may touch only what is the job's."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            for step in steps:
+                step()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _kill_own_processes() -> None:
+    """SIGKILL every process this uid may signal, which is its own, until none is left.
+
+    ``kill(-1)`` answers 0 whenever any other process exists, so /proc says when it is done.
+    """
+    uid = os.getuid()
+    for _ in range(UID_KILL_ROUNDS):
+        if not _uids_with_processes({uid}, exclude=os.getpid()):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(-1, signal.SIGKILL)
+        time.sleep(0.002)
+
+
+def _uids_with_processes(uids: set[int], exclude: int = 0) -> set[int]:
+    """Which of ``uids`` some live process (not a zombie) runs as, by real uid."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == exclude:
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as handle:
+                status = handle.read()
+        except OSError:
+            continue
+        if "\nState:\tZ" in status:
+            continue
+        for line in status.splitlines():
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+                if uid in uids:
+                    found.add(uid)
+                break
+    return found
 
 
 def _lease_uid_block(config: SandboxConfig) -> list[int]:
@@ -441,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.zygote")
     parser.add_argument("--socket", required=True)
     parser.add_argument("--config", required=True, help="SandboxConfig as JSON")
+    parser.add_argument("--scratch", required=True, help="directory for jobs' scratch where no mount namespace is had")
+    parser.add_argument("--cgroup", required=True, help="name of this zygote's cgroup")
     args = parser.parse_args(argv)
     die_with_parent(signal.SIGKILL)
     logging.basicConfig(level=logging.INFO, format="[zygote %(process)d] %(levelname)s %(message)s")
@@ -450,13 +504,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if config.isolate_network:
         sockets_filter().load()  # the zygote needs no network either: only its UNIX sockets
+    uids = job_uids(config)  # before the imports: a helper per uid forks a small process
     _warm(config)
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     from workers.confinement import prctl
 
     prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of jobs without a pid namespace come here
-    zygote = Zygote(config, args.socket)
+    zygote = Zygote(config, args.socket, args.scratch, args.cgroup, uids)
     gc.collect()
     gc.freeze()  # children share these pages instead of copying them on the first collection
     signal.signal(signal.SIGTERM, lambda *_: setattr(zygote, "stopping", True))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -67,18 +68,22 @@ class ZygoteKeeper(threading.Thread):
     def __init__(self, config: SandboxConfig) -> None:
         super().__init__(name="qruntime-zygote-keeper", daemon=True)
         self.config = config
-        self.directory = tempfile.mkdtemp(prefix="qrt-zygote-")  # 0700: only this worker's uid
+        # Holds the socket (0600: only this worker's uid may connect) and the scratch root.
+        self.directory = tempfile.mkdtemp(prefix="qrt-zygote-")
+        os.chmod(self.directory, 0o711)
         self.path = os.path.join(self.directory, "zygote.sock")
+        self.scratch = os.path.join(self.directory, "scratch")
+        self.cgroup = f"qrt-{os.path.basename(self.directory)}"
         self.process: subprocess.Popen | None = None
         self._stopped = threading.Event()
 
     def start_zygote(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        self._clean_after_zygote()
         env = {k: os.environ[k] for k in ZYGOTE_ENV_PASSTHROUGH if k in os.environ}
         env.update({"QISKIT_IN_PARALLEL": "TRUE", "HOME": "/nonexistent", "PYTHONDONTWRITEBYTECODE": "1"})
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers.zygote", "--socket", self.path, "--config", self.config.to_json()],
+            [sys.executable, "-m", "workers.zygote", "--socket", self.path, "--config", self.config.to_json(),
+             "--scratch", self.scratch, "--cgroup", self.cgroup],
             env=env, cwd="/", close_fds=True, stdin=subprocess.DEVNULL,
         )
 
@@ -112,9 +117,20 @@ class ZygoteKeeper(threading.Thread):
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        with contextlib.suppress(OSError):
+        self._clean_after_zygote()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _clean_after_zygote(self) -> None:
+        """What a zygote that died (SIGKILL, a crash) could not remove: its socket, scratch, cgroups."""
+        from workers import cgroups
+
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-            os.rmdir(self.directory)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        try:
+            cgroups.remove_parent(self.cgroup)
+        except OSError:
+            logger.warning("could not remove cgroup %s", self.cgroup, exc_info=True)
 
 
 class JobHandle:
