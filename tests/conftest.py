@@ -9,7 +9,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from qruntime.localredis import LocalRedis
 from tests.harness import Stack
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A private Redis server for one test module (for tests of the core against the real thing)."""
+    with LocalRedis() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

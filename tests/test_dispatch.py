@@ -18,7 +18,6 @@ from orchestrator.backends import find_backend
 from orchestrator.dispatch import TASK_RUN_JOB, VISIBILITY_MARGIN_S, celery_config, enqueue
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
-from qruntime.localredis import LocalRedis
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,11 +95,6 @@ def test_the_workers_register_the_task_under_the_dispatched_name() -> None:
 
 # -- enqueue over a real broker ------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with LocalRedis() as server:
-        yield server.url
 
 
 @pytest.fixture

@@ -23,18 +23,8 @@ from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.status import JobStatus
 from orchestrator.store import JobStore
-from qruntime.localredis import LocalRedis
 from tests.harness import wait_for
 from tests.sse import SSEParser, read_stream
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    server = LocalRedis().start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture

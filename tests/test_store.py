@@ -16,15 +16,9 @@ from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.status import FINAL_STATUSES, JobStatus
 from orchestrator.store import EXPIRY_GRACE_S, Job, JobStore, is_job_id
-from qruntime.localredis import LocalRedis
 
 S = JobStatus
 
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with LocalRedis() as server:
-        yield server.url
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from orchestrator.keys import Keys
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.worker_registry import WORKER_SILENCE_S, WorkerRegistry
-from qruntime.localredis import LocalRedis
 from tests.harness import wait_for
 
 QUEUES = ["qruntime.aer", "qruntime.ibmq_montreal"]
@@ -27,11 +26,6 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with LocalRedis() as server:
-        yield server.url
 
 
 @pytest.fixture
