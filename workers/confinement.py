@@ -201,13 +201,7 @@ def build_root(*, workroot: str, scratch_uid: int, scratch_gid: int, disk_bytes:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     new = workroot.rstrip("/")
     _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, f"size={ROOT_TMPFS_BYTES},mode=0755")
-    read_only = [*SYSTEM_DIRS, *python_paths(), *extra_read_only]
-    for path in read_only:
-        _bind(path, new + path, read_only=True)
-    os.makedirs(new + "/etc", exist_ok=True)
-    for pattern in ETC_ENTRIES:
-        for path in glob.glob("/etc/" + pattern):
-            _bind(path, new + path, read_only=True)
+    # The scratch and /tmp come first: a checkout or a virtualenv under /tmp is bound on top.
     scratch = new + SCRATCH
     os.makedirs(scratch)
     _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
@@ -217,6 +211,13 @@ def build_root(*, workroot: str, scratch_uid: int, scratch_gid: int, disk_bytes:
         os.chown(f"{scratch}/{sub}", scratch_uid, scratch_gid)
     os.makedirs(new + "/tmp")
     _mount(f"{scratch}/.tmp", new + "/tmp", None, MS_BIND)
+    read_only = [*SYSTEM_DIRS, *python_paths(), *extra_read_only]
+    for path in read_only:
+        _bind(path, new + path, read_only=True)
+    os.makedirs(new + "/etc", exist_ok=True)
+    for pattern in ETC_ENTRIES:
+        for path in glob.glob("/etc/" + pattern):
+            _bind(path, new + path, read_only=True)
     _make_dev(new, scratch)
     os.makedirs(new + "/proc")
     _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

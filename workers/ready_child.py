@@ -116,10 +116,15 @@ def _confine(plan: ChildPlan, refused: str | None) -> dict[str, str]:
         layers["identity"] = (f"off: the worker is not root; jobs run as its uid {plan.uid}, "
                               "kept apart by user and pid namespaces")
     if refused is None:
-        confinement.build_root(
-            workroot=_root_mount_point(config.program_paths), scratch_uid=plan.uid, scratch_gid=plan.gid,
-            disk_bytes=config.disk_bytes, extra_read_only=config.program_paths,
-        )
+        try:
+            confinement.build_root(
+                workroot=_root_mount_point(config.program_paths), scratch_uid=plan.uid, scratch_gid=plan.gid,
+                disk_bytes=config.disk_bytes, extra_read_only=config.program_paths,
+            )
+        except confinement.ConfinementError as exc:
+            # Namespaces granted but mounts refused (e.g. an LSM restricting user namespaces).
+            refused = f"the job's filesystem could not be built ({exc})"
+    if refused is None:
         layers["filesystem"] = "on"
         layers["pid"] = "on"
         layers["network"] = "on" if config.isolate_network else "off: QRT_JOB_NETWORK=host"

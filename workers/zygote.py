@@ -50,6 +50,9 @@ SHARED_WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
 #: Rounds of ``kill(-1)`` as a job's uid before its processes count as gone.
 UID_KILL_ROUNDS = 100
 CAP_SETGID, CAP_SETUID = 6, 7
+#: Children that die before they are ready, in a row, before the zygote pauses and fails waiting jobs.
+CHILD_FAILURES_BEFORE_PAUSE = 3
+CHILD_FAILURE_PAUSE_S = 5
 #: How often running jobs' cgroups are checked for a process the kernel killed for memory.
 MEMORY_CHECK_INTERVAL_S = 0.25
 
@@ -102,11 +105,15 @@ class Zygote:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.selector.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
         self.stopping = False
+        self.failed_children = 0  # in a row, died before they were ready
+        self.spawn_paused_until = 0.0
 
     # -- children ----------------------------------------------------------------------
 
     def refill(self) -> None:
         """Keep ``config.ready`` children ready or on their way, plus one per waiting start."""
+        if time.monotonic() < self.spawn_paused_until:
+            return
         coming = sum(1 for s in self.slots.values() if s.client is None)
         while coming < self.config.ready + len(self.waiting) and self.free_uids:
             self._spawn(self.free_uids.popleft())
@@ -145,6 +152,7 @@ class Zygote:
                 slot.pidfd = os.pidfd_open(slot.p_pid)
         elif message.get("op") == zygote_protocol.OP_READY:
             slot.layers = {str(k): str(v) for k, v in dict(message["layers"]).items()}
+            self.failed_children = 0
             if len(self.slots) == 1 or not getattr(self, "_reported", False):
                 self._reported = True
                 logger.warning("job sandbox layers: %s", slot.layers)
@@ -191,11 +199,10 @@ class Zygote:
             _close_all(fds)
 
     def _hand_over(self, slot: Slot, client: socket.socket, fds: list[int]) -> None:
-        weak = slot.layers.get("identity", "").startswith("off") and slot.layers.get("pid", "").startswith("off")
-        if weak:
+        if _shares_the_worker(slot.layers):
             self._refuse(client, fds, "this worker cannot keep programs apart: it is not root (no uid per "
-                         "job) and the kernel refuses it user and pid namespaces; run the worker as root or "
-                         "allow unprivileged user namespaces (docs/sandbox.md)")
+                         "job) and the kernel refuses it a user, mount and pid namespace of their own; run the "
+                         "worker as root or allow unprivileged user namespaces (docs/sandbox.md)")
             return
         zygote_protocol.send(slot.channel, {"op": zygote_protocol.OP_JOB}, fds)
         _close_all(fds)
@@ -248,6 +255,8 @@ class Zygote:
         The supervisor hears as soon as no process of the job is left; removing
         the cgroup (memcg teardown takes milliseconds) and the scratch comes after.
         """
+        if slot.layers is None and slot.client is None:
+            self._child_failed()
         self._drop_channel(slot)
         oom, peak = False, None
         group = slot.plan.group
@@ -273,6 +282,18 @@ class Zygote:
         self.free_uids.append(slot.plan.uid)
         if not self.stopping:
             self.refill()
+
+    def _child_failed(self) -> None:
+        """A child died before it was ready: after a few in a row, stop and fail waiting jobs clearly."""
+        self.failed_children += 1
+        if self.failed_children < CHILD_FAILURES_BEFORE_PAUSE:
+            return
+        logger.error("%d sandbox children in a row died before they were ready (tracebacks above); "
+                     "pausing %d s", self.failed_children, CHILD_FAILURE_PAUSE_S)
+        self.spawn_paused_until = time.monotonic() + CHILD_FAILURE_PAUSE_S
+        for client, fds in list(self.waiting):
+            self._refuse(client, fds, "the worker's sandbox could not start a confined process for the job "
+                         "(the worker's log says why)")
 
     def _clean_after_uid(self, plan: ChildPlan) -> None:
         """Without a pid namespace: kill every process of the job's uid, remove its files."""
@@ -316,6 +337,7 @@ class Zygote:
                 except OSError:
                     logger.exception("zygote: %s event failed", kind)
             self._reap()
+            self.refill()  # after a pause, or when a child died before it was ready
 
     def shutdown(self) -> None:
         self.stopping = True
@@ -330,6 +352,12 @@ class Zygote:
         if self.cgroup_parent is not None:
             self.cgroup_parent.remove()
         shutil.rmtree(self.scratch_root, ignore_errors=True)
+
+
+def _shares_the_worker(layers: dict[str, str]) -> bool:
+    """A job with the worker's uid and without its own filesystem and pid namespace could reach the worker."""
+    return layers.get("identity", "").startswith("off") and (
+        layers.get("filesystem", "").startswith("off") or layers.get("pid", "").startswith("off"))
 
 
 def _may_switch_uids() -> bool:
