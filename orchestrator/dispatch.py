@@ -49,7 +49,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": queue_for_group("aer"),
         "task_create_missing_queues": True,
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # No "task-sent" event: it is one more broker write on every submit, and Flower
+        # still sees each task from the worker's received/started/succeeded events.
+        "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
     }

@@ -1,11 +1,9 @@
 """The layers that confine a job's processes, as steps the zygote's children take.
 
-A ready child is three processes, all forked from the zygote before any job:
-
-``R`` (host pid namespace) unshares the namespaces and mirrors ``P``'s exit;
-``P`` (pid 1 of the job's pid namespace) builds the job's filesystem, drops to
-the job's identity, loads the seccomp filter and stays as the namespace's init;
-``Q`` (inherits all of it) waits for its job and runs the program.
+A ready child (``workers.ready_child``) is the program's process, pid 1 of the
+job's pid namespace: it unshares the other namespaces, builds the job's
+filesystem, drops to the job's identity and loads the seccomp filter before
+any job arrives.
 
 Layers, in the order they are put on (docs/sandbox.md has the threat model):
 
@@ -148,7 +146,30 @@ def die_with_parent(signum: int) -> None:
 # -- R: namespaces -----------------------------------------------------------------
 
 
-def enter_namespaces(*, privileged: bool, isolate_network: bool) -> str | None:
+def unshare_pid_for_children() -> str | None:
+    """Make this process's next child pid 1 of a new pid namespace; returns None or why not.
+
+    The zygote calls it just before a fork and :func:`restore_pid_for_children`
+    just after (in the parent), so the one fork of a warm image a job needs
+    lands in a namespace of its own.
+    """
+    global _own_pid_namespace
+    if _own_pid_namespace < 0:
+        _own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    if _libc.unshare(CLONE_NEWPID) != 0:
+        return f"namespaces refused by the kernel ({os.strerror(ctypes.get_errno())})"
+    return None
+
+
+def restore_pid_for_children() -> None:
+    """Later children of this process are born in its own pid namespace again."""
+    _check(_libc.setns(_own_pid_namespace, CLONE_NEWPID), "setns back to the zygote's pid namespace")
+
+
+_own_pid_namespace = -1
+
+
+def enter_namespaces(*, privileged: bool, isolate_network: bool, pid: bool = True) -> str | None:
     """Unshare mount, pid, ipc, uts (and network) namespaces; returns None or why not.
 
     A root worker needs no user namespace: it is privileged in the new mount
@@ -156,7 +177,7 @@ def enter_namespaces(*, privileged: bool, isolate_network: bool) -> str | None:
     non-root worker creates a user namespace mapping only its own uid and gid,
     so nothing of the host's root is ever mapped in.
     """
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if pid else 0)
     if isolate_network:
         flags |= CLONE_NEWNET
     uid, gid = os.geteuid(), os.getegid()

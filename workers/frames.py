@@ -3,8 +3,10 @@
 A frame is one kind byte, a 4-byte big-endian length and that many bytes of
 UTF-8 text. Kinds: ``I`` interim result (encoder output), ``F`` final result
 published with ``final=True``, ``R`` the value ``main`` returned (encoded, or
-the raw string), ``E`` the traceback of an exception, ``L`` a logging record
-(JSON ``{"level", "text"}``). A frame over the reader's limit is skipped
+the raw string), ``D`` (empty) ``main`` returned None after publishing its
+final result, ``E`` the traceback of an exception, ``L`` a logging record
+(JSON ``{"level", "text"}``). ``R``, ``D`` and ``E`` end the job: the program
+writes nothing after them and its output is flushed before them. A frame over the reader's limit is skipped
 without being held in memory and reported as kind ``X`` with its size.
 """
 
@@ -16,9 +18,12 @@ import struct
 INTERIM = b"I"
 FINAL = b"F"
 RETURN = b"R"
+DONE = b"D"
 ERROR = b"E"
 LOG = b"L"
 OVERSIZED = b"X"
+#: Frames after which the program writes nothing: the supervisor records the end at once.
+CONCLUSIVE = (RETURN, DONE, ERROR)
 
 _HEADER = struct.Struct(">cI")
 

@@ -1,14 +1,25 @@
-"""Forking a ready child: the three processes that become one job, confined before it arrives.
+"""Forking a ready child: the process that becomes one job, confined before it arrives.
 
-``spawn`` forks ``R`` from the zygote. ``R`` unshares the job's namespaces
-(``workers.confinement``), forks ``P`` and reports P's pid, then waits and exits
-the way the program's process did, so the zygote's ``wait4`` tells the program's
-fate and the CPU time of everything the job ran. ``P`` is pid 1 of the job's pid
-namespace: it builds the job's filesystem, drops to the job's identity, loads
-the seccomp filter, forks ``Q`` and stays as the namespace's init (it forwards
-SIGTERM to the program's process group and reaps orphans; when it exits the
-kernel kills whatever is left in the namespace). ``Q`` says it is ready and
-blocks until the zygote hands it a job (``workers.sandbox.run_job``).
+``P`` is the program's process and pid 1 of the job's pid namespace: it builds
+the job's filesystem, drops to the job's identity, loads the seccomp filter,
+says it is ready and blocks until the zygote hands it a job
+(``workers.sandbox.run_job``). When it exits the kernel kills whatever is left
+in the namespace, and the zygote's ``wait4`` tells the program's fate and the
+CPU time of everything the job ran.
+
+How P comes to be pid 1 depends on the worker. A root zygote unshares a pid
+namespace for its next child, forks P straight into it and steps back into its
+own (:func:`spawn`, one fork). A non-root zygote has no privilege to make a pid
+namespace outside a user namespace of the job's own, which only the child can
+make: it forks ``R``, which unshares the user namespace with the others, forks
+P and exits the way P did.
+
+The program is its namespace's init rather than a child of a separate one: a
+fork of the warm zygote costs about 7 ms on a 2-core VM and its exit as much
+again, and every job pays for each fork it needs. As init, the program only
+receives the signals it has a handler for; :data:`STOP_SIGNALS` get one that
+ends the process, so a cancel's SIGTERM still stops it. Orphans of the program
+are re-parented to it; they die with it.
 """
 
 from __future__ import annotations
@@ -17,7 +28,6 @@ import dataclasses
 import os
 import signal
 import socket
-import struct
 import sys
 import traceback
 
@@ -26,12 +36,11 @@ from workers.cgroups import JobGroup
 from workers.confinement import SandboxConfig
 from workers.seccomp_policy import program_filter
 
-#: Signals the job's init passes on to the program's process group.
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+#: Signals that stop a job (the program is pid 1 of its namespace: without a handler they would be ignored).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: Directories the job's root may be mounted on (in its private mount namespace),
 #: first one that holds none of the paths bound into it.
 ROOT_MOUNT_CANDIDATES = ("/mnt", "/media", "/srv", "/run", "/var/tmp", "/tmp", "/home", "/opt")
-_STATUS = struct.Struct("=i")
 
 
 @dataclasses.dataclass
@@ -47,24 +56,41 @@ class ChildPlan:
     cgroup_note: str  # why there is no cgroup, when there is none
 
 
-def spawn(plan: ChildPlan) -> tuple[int, socket.socket]:
-    """Fork ``R``; returns its pid and the zygote's end of the child's channel."""
+def spawn(plan: ChildPlan) -> tuple[int, socket.socket, bool]:
+    """Fork the child; returns its pid, the zygote's end of its channel, and whether it is P itself."""
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
+    direct = plan.privileged
+    pid_refused = confinement.unshare_pid_for_children() if direct else None
+    unshared = direct and pid_refused is None
+    try:
+        pid = os.fork()
+    except BaseException:
+        if unshared:
+            confinement.restore_pid_for_children()
+        raise
     if pid:
+        if unshared:
+            confinement.restore_pid_for_children()
         theirs.close()
-        return pid, mine
+        return pid, mine, direct
     code = 70
     try:
         mine.close()
-        _run_r(plan, theirs)
+        _leave_the_zygote(plan, theirs)
+        if direct:
+            refused = pid_refused or confinement.enter_namespaces(
+                privileged=True, isolate_network=plan.config.isolate_network, pid=False)
+            _run_p(plan, theirs, refused)
+        else:
+            _run_r(plan, theirs)
     except BaseException:  # noqa: BLE001 - a child must never return into the zygote
         _report_crash("R")
     finally:
         os._exit(code)
 
 
-def _run_r(plan: ChildPlan, channel: socket.socket) -> None:
+def _leave_the_zygote(plan: ChildPlan, channel: socket.socket) -> None:
+    """Drop what the child inherited of the zygote: handlers, descriptors, session; join the job's cgroup."""
     confinement.die_with_parent(signal.SIGKILL)
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -73,37 +99,47 @@ def _run_r(plan: ChildPlan, channel: socket.socket) -> None:
     os.setsid()
     confinement.set_limits(memory_bytes=-1, max_open_files=-1, pids_max=None, file_bytes=None)
     if plan.group is not None:
-        plan.group.add(os.getpid())
-    refused = confinement.enter_namespaces(privileged=plan.privileged,
-                                           isolate_network=plan.config.isolate_network)
-    status_r, status_w = os.pipe()
+        plan.group.add(0)  # "0" is the writer itself, whatever pid namespace it is in
+
+
+def _run_r(plan: ChildPlan, channel: socket.socket) -> None:
+    refused = confinement.enter_namespaces(privileged=False, isolate_network=plan.config.isolate_network)
     pid = os.fork()
     if pid == 0:
-        os.close(status_r)
-        _run_p(plan, channel, refused, status_w)
-    os.close(status_w)
+        _run_p(plan, channel, refused)
     zygote_protocol.send(channel, {"op": zygote_protocol.OP_PID, "pid": pid})
     channel.close()
-    _, p_status = os.waitpid(pid, 0)
-    data = os.read(status_r, _STATUS.size)
-    _mirror(_STATUS.unpack(data)[0] if len(data) == _STATUS.size else p_status)
+    _, status = os.waitpid(pid, 0)
+    _mirror(status)
 
 
-def _run_p(plan: ChildPlan, channel: socket.socket, refused: str | None, status_w: int) -> None:
+def _run_p(plan: ChildPlan, channel: socket.socket, refused: str | None) -> None:
     code = 71
     try:
         confinement.die_with_parent(signal.SIGKILL)
         layers = _confine(plan, refused)
-        q = os.fork()
-        if q == 0:
-            os.close(status_w)
-            _run_q(channel, layers, confinement.SCRATCH if refused is None else plan.fallback_scratch)
+        scratch = confinement.SCRATCH if refused is None else plan.fallback_scratch
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _stop)
+        if os.getpgid(0) != os.getpid():  # a child of R; the zygote's own child leads its session already
+            os.setpgid(0, 0)
+        sandbox.rehearse(scratch)
+        zygote_protocol.send(channel, {"op": zygote_protocol.OP_READY, "layers": layers})
+        message, fds = zygote_protocol.receive(channel)
         channel.close()
-        _init(q, status_w)
-    except BaseException:  # noqa: BLE001
+        if message is None or message.get("op") != zygote_protocol.OP_JOB or len(fds) != len(zygote_protocol.JOB_FDS):
+            code = 0
+            return
+        sandbox.run_job(dict(zip(zygote_protocol.JOB_FDS, fds, strict=True)), scratch)  # never returns
+    except BaseException:  # noqa: BLE001 - a child must never return into the zygote
         _report_crash("sandbox")
     finally:
         os._exit(code)
+
+
+def _stop(signum: int, _frame: object) -> None:
+    """End the program's process as the signal's default action would have."""
+    os._exit(128 + signum)
 
 
 def _confine(plan: ChildPlan, refused: str | None) -> dict[str, str]:
@@ -158,48 +194,6 @@ def _root_mount_point(program_paths: tuple[str, ...]) -> str:
         ):
             return candidate
     raise confinement.ConfinementError(0, "no directory to mount the job's root on")
-
-
-def _run_q(channel: socket.socket, layers: dict[str, str], scratch: str) -> None:
-    code = 72
-    try:
-        for signum in FORWARDED_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        os.setpgid(0, 0)
-        zygote_protocol.send(channel, {"op": zygote_protocol.OP_READY, "layers": layers})
-        message, fds = zygote_protocol.receive(channel)
-        channel.close()
-        if message is None or message.get("op") != zygote_protocol.OP_JOB or len(fds) != len(zygote_protocol.JOB_FDS):
-            code = 0
-            return
-        sandbox.run_job(dict(zip(zygote_protocol.JOB_FDS, fds, strict=True)), scratch)  # never returns
-    except BaseException:  # noqa: BLE001
-        _report_crash("sandbox")
-    finally:
-        os._exit(code)
-
-
-def _init(program: int, status_w: int) -> None:
-    """Be the job's init: forward stop signals, reap orphans, end when the program ends."""
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.killpg(program, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    for signum in FORWARDED_SIGNALS:
-        signal.signal(signum, forward)
-    while True:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            os._exit(0)
-        if pid == program:
-            try:
-                os.write(status_w, _STATUS.pack(status))
-            except OSError:  # R is gone (the zygote died): nobody is left to tell
-                pass
-            os._exit(0)
 
 
 def _report_crash(who: str) -> None:

@@ -61,6 +61,7 @@ class Supervisor:
         self._stopping: JobStatus | None = None
         self._exit: dict | None = None
         self._exited = False
+        self._concluded = False  # the program sent the frame that ends the job (frames.CONCLUSIVE)
         self._line_buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
 
     def run(self) -> JobStatus:
@@ -143,6 +144,9 @@ class Supervisor:
                         exited_at = time.monotonic()
                     else:
                         self._read(key.fd, key.data, selector, reader)
+                if self._concluded and self._stopping is None:
+                    self._drain(selector)
+                    break  # the outcome is known; closing the handle has the zygote end the rest
                 now = time.monotonic()
                 if self._exited and now - exited_at > DRAIN_AFTER_EXIT_S:
                     break  # every process of the job is gone; nothing more can arrive
@@ -162,23 +166,32 @@ class Supervisor:
         self._flush_lines()
         return self._judge()
 
+    def _drain(self, selector: selectors.BaseSelector) -> None:
+        """Read what the program printed before its last frame (it flushed both streams first)."""
+        for key in list(selector.get_map().values()):
+            if key.data in self._line_buffers:
+                while self._read(key.fd, key.data, selector, None):
+                    pass
+
     def _cancel_wanted(self) -> bool:
         """A cancel was asked for, or the job was deleted: nobody is left to want its result."""
         return self.store.cancel_requested(self.job.id) or not self.store.exists(self.job.id)
 
-    def _read(self, fd: int, name: str, selector: selectors.BaseSelector, reader: frames.FrameReader) -> None:
+    def _read(self, fd: int, name: str, selector: selectors.BaseSelector, reader: frames.FrameReader | None) -> int:
+        """Read what is there now from one pipe; returns how many bytes (0: nothing, or closed)."""
         try:
             data = os.read(fd, _READ_CHUNK)
         except BlockingIOError:
-            return
+            return 0
         if not data:
             selector.unregister(fd)
-            return
+            return 0
         if name == "messages":
             for kind, text in reader.feed(data):
                 self._on_frame(kind, text)
         else:
             self._on_output(name, data)
+        return len(data)
 
     def _on_frame(self, kind: bytes, text: str) -> None:
         if kind == frames.INTERIM:
@@ -189,6 +202,8 @@ class Supervisor:
             self._returned = text
         elif kind == frames.ERROR:
             self._error = text
+        if kind in frames.CONCLUSIVE:
+            self._concluded = True
         elif kind == frames.LOG:
             record = json.loads(text)
             self._log(record["text"], stream="log", level=record["level"])
@@ -257,6 +272,8 @@ class Supervisor:
             text = (f"Job {self.job.id} failed: its processes together passed the job memory limit of "
                     f"{limit_mb} MB (QRT_JOB_MEMORY_MB) and the kernel killed one.")
             return Outcome(JobStatus.FAILED, text, f"exceeded the job memory limit ({limit_mb} MB)")
+        if self._concluded and result is not None:
+            return Outcome(JobStatus.COMPLETED, result, "")
         code = _describe_exit(None if self._exit is None else int(self._exit["status"]))
         if code is None and result is not None:
             return Outcome(JobStatus.COMPLETED, result, "")

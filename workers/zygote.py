@@ -134,8 +134,11 @@ class Zygote:
         os.chown(scratch, uid, uid)
         plan = ChildPlan(self.config, uid, uid if self.privileged else os.getgid(), self.privileged,
                          group, scratch, self.cgroup_note)
-        r_pid, channel = spawn(plan)
-        self.slots[r_pid] = Slot(plan, r_pid, channel)
+        r_pid, channel, direct = spawn(plan)
+        slot = Slot(plan, r_pid, channel)
+        if direct:  # the child is the program's process itself
+            self._set_program_pid(slot, r_pid)
+        self.slots[r_pid] = slot
         self.selector.register(channel, selectors.EVENT_READ, ("child", r_pid))
 
     def _on_child_message(self, r_pid: int) -> None:
@@ -146,10 +149,8 @@ class Zygote:
         if message is None:
             self._drop_channel(slot)  # the child died before it was ready; its reaping follows
             return
-        if message.get("op") == zygote_protocol.OP_PID:
-            slot.p_pid = int(message["pid"])
-            with contextlib.suppress(OSError):
-                slot.pidfd = os.pidfd_open(slot.p_pid)
+        if message.get("op") == zygote_protocol.OP_PID and slot.p_pid == 0:
+            self._set_program_pid(slot, int(message["pid"]))
         elif message.get("op") == zygote_protocol.OP_READY:
             slot.layers = {str(k): str(v) for k, v in dict(message["layers"]).items()}
             self.failed_children = 0
@@ -159,6 +160,12 @@ class Zygote:
         if slot.ready and self.waiting:
             client, start_fds = self.waiting.popleft()
             self._hand_over(slot, client, start_fds)
+
+    @staticmethod
+    def _set_program_pid(slot: Slot, pid: int) -> None:
+        slot.p_pid = pid
+        with contextlib.suppress(OSError):
+            slot.pidfd = os.pidfd_open(pid)
 
     def _drop_channel(self, slot: Slot) -> None:
         if slot.channel is not None:

@@ -10,8 +10,8 @@ Supervisor → zygote, on its own connection (one connection per job):
       ``spec`` is a sealed memfd holding the job's JSON spec; ``program`` a
       directory descriptor of the program's files; the three pipes are the
       child's ends of the pipes the supervisor reads.
-  ``{"op": "signal", "signal": n}`` deliver ``n`` to the job (its init forwards
-      it to the program's process group; SIGKILL ends the whole job).
+  ``{"op": "signal", "signal": n}`` deliver ``n`` to the program's process (pid 1
+      of the job's namespace: SIGTERM, SIGINT, SIGHUP end it; SIGKILL ends the whole job).
 Zygote → supervisor:
   ``{"op": "started", "pid": n, "uid": n, "layers": {layer: "on" | "off: why"}}``
   ``{"op": "refused", "message": text}`` the job cannot be run here (setup too weak)
@@ -20,7 +20,7 @@ Zygote → supervisor:
 A supervisor that closes its connection early has its job killed.
 
 Ready child → zygote, on the child's own socketpair:
-  ``{"op": "pid", "pid": n}`` (from R) the host pid of the job's init
+  ``{"op": "pid", "pid": n}`` (from R, non-root workers only) the host pid of the program's process
   ``{"op": "ready", "layers": {...}}`` (from the program's process, confined)
 Zygote → ready child: ``{"op": "job"}`` + the five fds of ``start``.
 """
