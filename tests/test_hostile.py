@@ -53,7 +53,7 @@ class Hostile:
         self.mallory = Caller(self.stack.url, tokens["mallory"])
         self.alice = Caller(self.stack.url, tokens["alice"])
         self.programs = {name: self.upload(self.mallory, name) for name in
-                         ("probe", "forkbomb", "daemons", "diskfill", "memfill", "snoop")}
+                         ("probe", "forkbomb", "daemons", "diskfill", "memfill", "snoop", "ipc")}
         self.programs["tenant"] = self.upload(self.alice, "tenant")
 
     def upload(self, caller: Caller, name: str) -> str:
@@ -109,6 +109,16 @@ def hostile(request: pytest.FixtureRequest) -> Iterator[Hostile]:
 
 def _host_process_count() -> int:
     return sum(1 for p in os.listdir("/proc") if p.isdigit())
+
+
+def _host_ipc_objects() -> set[tuple[str, int]]:
+    """System V shared memory segments, message queues and semaphore sets the host's IPC namespace holds."""
+    found = set()
+    for kind in ("shm", "msg", "sem"):
+        with open(f"/proc/sysvipc/{kind}") as table:
+            next(table)
+            found.update((kind, int(line.split()[1])) for line in table)
+    return found
 
 
 def _settled_process_count() -> int:
@@ -220,10 +230,40 @@ def test_two_tenants_running_at_once_cannot_see_each_other(hostile: Hostile) -> 
                          wait=False)
     wait_for(lambda: hostile.alice("GET", f"/jobs/{holder['id']}/interim_results").json(),
              timeout=JOB_DEADLINE_S, message="the tenant's job to hold its secret")
-    snoop = hostile.run(hostile.mallory, "snoop", {"prefix": prefix})
+    _, holder_pid = sandbox_of(hostile.stack, holder["id"])
+    snoop = hostile.run(hostile.mallory, "snoop", {"prefix": prefix, "pids": [holder_pid]})
     assert snoop["status"] == "COMPLETED", snoop
     report = json.loads(hostile.result(hostile.mallory, snoop["id"]))
     assert report["found"] == [], report
+    for what, outcome in report["reached"].get(str(holder_pid), {}).items():
+        assert outcome.startswith("error"), (what, report["reached"])
+    assert hostile.alice("GET", f"/jobs/{holder['id']}").json()["status"] == "RUNNING"
     assert hostile.mallory("GET", f"/jobs/{holder['id']}").status_code == 404
     hostile.alice("POST", f"/jobs/{holder['id']}/cancel")
     hostile.wait(hostile.alice, holder["id"])
+
+
+def test_no_ipc_object_of_a_job_outlives_it(hostile: Hostile) -> None:
+    before = _host_ipc_objects()
+    job = hostile.run(hostile.mallory, "ipc")
+    assert job["status"] == "COMPLETED", job
+    made = json.loads(hostile.result(hostile.mallory, job["id"]))
+    assert all(isinstance(ident, int) for ident in made.values()), made
+    wait_job_gone(*sandbox_of(hostile.stack, job["id"]))
+    wait_for(lambda: _host_ipc_objects() <= before, timeout=30, message="the job's IPC objects to be gone")
+
+
+def test_the_worker_runs_as_its_setup_says(hostile: Hostile) -> None:
+    """The three setups are what the suite claims: root; uid 4242 without capabilities; root without
+    CAP_SYS_ADMIN under a seccomp filter that refuses namespaces (and so every job's)."""
+    status = dict(line.split(":\t", 1) for line in Path(f"/proc/{hostile.worker.pid}/status").read_text().splitlines()
+                  if ":\t" in line)
+    uid, effective, bounding = int(status["Uid"].split()[0]), int(status["CapEff"], 16), int(status["CapBnd"], 16)
+    sys_admin = 1 << 21
+    if hostile.setup == "root":
+        assert uid == 0 and effective & sys_admin
+    elif hostile.setup == "nonroot":
+        assert uid == NONROOT_UID and effective == 0
+    else:
+        assert uid == 0 and not effective & sys_admin and not bounding & sys_admin
+        assert status["Seccomp"].strip() == "2"

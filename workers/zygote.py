@@ -50,6 +50,7 @@ SHARED_WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
 #: Rounds of ``kill(-1)`` as a job's uid before its processes count as gone.
 UID_KILL_ROUNDS = 100
 CAP_SETGID, CAP_SETUID = 6, 7
+IPC_RMID = 0
 #: Children that die before they are ready, in a row, before the zygote pauses and fails waiting jobs.
 CHILD_FAILURES_BEFORE_PAUSE = 3
 CHILD_FAILURE_PAUSE_S = 5
@@ -322,7 +323,7 @@ class Zygote:
             for shared in SHARED_WRITABLE_DIRS:
                 _remove_owned(shared, plan.uid)
 
-        _run_as(plan.uid, plan.gid, _kill_own_processes, remove_files)
+        _run_as(plan.uid, plan.gid, _kill_own_processes, remove_files, _remove_own_ipc_objects)
         with contextlib.suppress(OSError):
             os.rmdir(plan.fallback_scratch)
 
@@ -430,6 +431,29 @@ def _kill_own_processes() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(-1, signal.SIGKILL)
         time.sleep(0.002)
+
+
+def _remove_own_ipc_objects() -> None:
+    """Remove the System V shared memory, queues and semaphores this uid owns (run as that uid).
+
+    Without an IPC namespace of its own a job's objects outlive it on the host.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    remove = {"shm": lambda i: libc.shmctl(i, IPC_RMID, None), "msg": lambda i: libc.msgctl(i, IPC_RMID, None),
+              "sem": lambda i: libc.semctl(i, 0, IPC_RMID)}
+    uid = os.getuid()
+    for kind, rmid in remove.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}") as table:
+                header, *rows = [line.split() for line in table]
+        except OSError:
+            continue
+        id_column, uid_column = 1, header.index("uid")
+        for row in rows:
+            if len(row) > uid_column and int(row[uid_column]) == uid:
+                rmid(int(row[id_column]))
 
 
 def _uids_with_processes(uids: set[int], exclude: int = 0) -> set[int]:
