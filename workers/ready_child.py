@@ -134,7 +134,7 @@ def _run_p(plan: ChildPlan, channel: socket.socket, refused: str | None) -> None
             signal.signal(signum, _stop)
         if os.getpgid(0) != os.getpid():  # a child of R; the zygote's own child leads its session already
             os.setpgid(0, 0)
-        sandbox.rehearse(scratch)
+        sandbox.rehearse(scratch, plan.config.backends)
         zygote_protocol.send(channel, {"op": zygote_protocol.OP_READY, "layers": layers})
         message, fds = zygote_protocol.receive(channel)
         channel.close()

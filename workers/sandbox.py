@@ -37,6 +37,8 @@ PROGRAM_DIR_NAME = ".program"
 #: Bounds on what is copied for a program (its upload was bounded too; this guards the copy).
 MAX_PROGRAM_FILES = 10_000
 MAX_PROGRAM_BYTES = 256 * 1024 * 1024
+#: The module name a program's file is executed as.
+PROGRAM_MODULE = "__qruntime_program__"
 _SPEC_MAX_BYTES = 1 << 31
 
 
@@ -63,28 +65,44 @@ def run_job(fds: dict[str, int], scratch: str) -> None:
         os._exit(code)
 
 
-def rehearse(scratch: str) -> None:
-    """Walk, before any job arrives, the paths every job's start walks.
+def rehearse(scratch: str, backends: tuple[str, ...]) -> None:
+    """Run a small program the way a job runs, before any job arrives, and leave no trace of it.
 
     A ready child shares the zygote's memory until it writes to it; the first
     write to each page (Python writes reference counts on every object it
-    touches) copies it. Decoding, encoding, compiling and logging once here
-    moves those copies out of the time between a job's claim and its ``main``.
-    Nothing of this is left for the job to see.
+    touches) copies it. Setting up logging, decoding inputs, compiling and
+    running a ``main`` that publishes, logs and returns once here (into
+    /dev/null) moves those copies out of the time between a job's claim and
+    its ``main``.
     """
-    from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder
+    path = Path(scratch) / REHEARSAL_FILE
+    path.write_text(_REHEARSAL_SOURCE)
+    sink = os.open(os.devnull, os.O_WRONLY)
+    saved_path = list(sys.path)
+    try:
+        spec = {"params": _REHEARSAL_PARAMS, "log_level": "INFO", "backend": backends[0] if backends else None}
+        _run_program(path, spec, sink)
+    finally:
+        os.close(sink)
+        path.unlink()
+        sys.path[:] = saved_path
+        sys.modules.pop(PROGRAM_MODULE, None)
+        logging.Logger.manager.loggerDict.pop(PROGRAM_MODULE, None)
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
 
-    sample = json.dumps({"n": 1, "x": [0.5, 1j], "s": "text"}, cls=RuntimeEncoder)
-    json.loads(sample, cls=RuntimeDecoder)
-    module = types.ModuleType("__qruntime_rehearsal__")
-    exec(compile(_REHEARSAL_SOURCE, os.path.join(scratch, "rehearsal.py"), "exec"), module.__dict__)  # noqa: S102
-    logging.getLogger().handlers[:0]
-    io.TextIOWrapper(io.BytesIO(), line_buffering=True).write("warm\n")
 
-
+REHEARSAL_FILE = ".rehearsal.py"
+_REHEARSAL_PARAMS = '{"n": 2, "x": [0.5, 1.5], "z": {"__type__": "complex", "__value__": [1.0, 2.0]}}'
 _REHEARSAL_SOURCE = """
-def main(backend, user_messenger, **kwargs):
-    return {"ok": True}
+import logging
+
+
+def main(backend, user_messenger, n=1, **kwargs):
+    logging.getLogger(__name__).info("rehearsal %s", n)
+    user_messenger.publish({"n": n, "kwargs": kwargs})
+    return {"n": n}
 """
 
 
@@ -190,7 +208,7 @@ def _run_program(source_path: Path, spec: dict[str, Any], message_fd: int) -> in
     inputs = json.loads(spec["params"], cls=RuntimeDecoder)
     if not isinstance(inputs, dict):
         raise TypeError(f"Program inputs must be a JSON object, not {type(inputs).__name__}.")
-    backend = get_backend(spec["backend"])
+    backend = get_backend(spec["backend"]) if spec["backend"] else None
     main = _load_main(source_path)
     messenger = UserMessenger(message_fd)
     result = main(backend, messenger, **inputs)
@@ -208,7 +226,7 @@ def _load_main(source_path: Path) -> Any:
     """Execute the program's file as a fresh module and return its ``main``."""
     source = source_path.read_text()
     sys.path.insert(0, str(source_path.parent))
-    module = types.ModuleType("__qruntime_program__")
+    module = types.ModuleType(PROGRAM_MODULE)
     module.__file__ = str(source_path)
     sys.modules[module.__name__] = module
     exec(compile(source, str(source_path), "exec"), module.__dict__)  # noqa: S102 - running it is the point
