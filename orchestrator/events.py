@@ -127,7 +127,10 @@ class EventLog:
         ]
         keys = [self._keys.job(job_id), self._keys.events(job_id), self._keys.channel(job_id)]
         if pipeline is not None:
-            self._append(keys=keys, args=args, client=pipeline)
+            # EVAL, not the registered script's EVALSHA: in a pipeline redis-py would first
+            # ask SCRIPT EXISTS, one more round trip on every status change. Redis caches
+            # the compiled body by its digest either way.
+            pipeline.eval(_APPEND_LUA, len(keys), *keys, *args)
             return None
         return int(self._append(keys=keys, args=args))
 

@@ -32,6 +32,8 @@ class WorkerContext:
     programs: Programs
     cache: ProgramCache
     name: str
+    #: Cancel requests arrive here; one subscriber connection per process, not per job.
+    control: redis.client.PubSub
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,6 +49,7 @@ def _context_for(pid: int) -> WorkerContext:
         programs=programs,
         cache=ProgramCache(programs.store, worker_dir(settings.data_path, worker_node), settings.namespace),
         name=f"{socket.gethostname()}:{pid}",
+        control=client.pubsub(ignore_subscribe_messages=True),
     )
 
 

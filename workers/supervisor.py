@@ -18,6 +18,8 @@ import selectors
 import signal
 import time
 
+import redis
+
 from orchestrator.errors import InvalidTransitionError, JobNotFoundError
 from orchestrator.events import EVENT_INTERIM, EVENT_LOG
 from orchestrator.status import JobStatus
@@ -48,8 +50,10 @@ class Outcome:
 class Supervisor:
     """Runs one job's program to a final status. Create one per job."""
 
-    def __init__(self, store: JobStore, job: Job, files: ProgramFiles, backend: str) -> None:
+    def __init__(self, store: JobStore, job: Job, files: ProgramFiles, backend: str,
+                 control: redis.client.PubSub | None = None) -> None:
         self.store = store
+        self.control = control  # this process's subscriber, kept across jobs (subscribing is per job)
         self.settings = store.settings
         self.job = job
         self.files = files
@@ -127,8 +131,10 @@ class Supervisor:
             selector.register(fd, selectors.EVENT_READ, name)
         selector.register(handle.fileno(), selectors.EVENT_READ, "zygote")
         reader = frames.FrameReader(self.settings.max_result_bytes)
-        control = self.store.redis.pubsub(ignore_subscribe_messages=True)
-        control.subscribe(self.store.keys.control(self.job.id))
+        own_control = self.control is None
+        control = self.store.redis.pubsub(ignore_subscribe_messages=True) if own_control else self.control
+        channel = self.store.keys.control(self.job.id)
+        control.subscribe(channel)
         started = time.monotonic()
         deadline = started + self.job.max_execution_time
         next_beat = 0.0
@@ -161,7 +167,10 @@ class Supervisor:
                 if self._stopping is None and not self._exited and now >= deadline:
                     self._stop(handle, JobStatus.CANCELLED_RAN_TOO_LONG)
         finally:
-            control.close()
+            if own_control:
+                control.close()
+            else:
+                control.unsubscribe(channel)  # a late message of this job only costs the next one a flag check
             selector.close()
         self._flush_lines()
         return self._judge()

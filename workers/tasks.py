@@ -58,7 +58,7 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
         _fail(ctx, job_id, f"Job {job_id} could not start: {exc.message}")
         return JobStatus.FAILED.value
     try:
-        return Supervisor(store, job, files, backend).run().value
+        return Supervisor(store, job, files, backend, ctx.control).run().value
     except Exception as exc:  # the supervisor itself broke: never leave the job RUNNING
         logger.exception("supervisor of job %s failed", job_id)
         _fail(ctx, job_id, f"Job {job_id} failed inside qruntime: {type(exc).__name__}: {exc}")

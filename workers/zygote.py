@@ -215,12 +215,13 @@ class Zygote:
         if self.privileged:  # it got ready in the background (ready_child.BACKGROUND_NICE)
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, slot.p_pid, 0)
-        zygote_protocol.send(slot.channel, {"op": zygote_protocol.OP_JOB}, fds)
-        _close_all(fds)
-        self._drop_channel(slot)
+        # The supervisor hears first: once the child has its job it takes the CPU it shares with us.
         slot.client = client
         zygote_protocol.send(client, {"op": zygote_protocol.OP_STARTED, "pid": slot.p_pid,
                                       "uid": slot.plan.uid, "layers": slot.layers})
+        zygote_protocol.send(slot.channel, {"op": zygote_protocol.OP_JOB}, fds)
+        _close_all(fds)
+        self._drop_channel(slot)
         self.refill()
 
     def _refuse(self, client: socket.socket, fds: list[int], text: str) -> None:
