@@ -7,6 +7,7 @@ touches another Redis's data.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -43,12 +44,20 @@ class LocalRedis:
     """A redis-server child process on ``127.0.0.1:<port>``; use as a context manager.
 
     Without ``data_dir`` it keeps nothing (tests); with one it appends every write
-    to an AOF there, so ``qruntime up`` keeps jobs across restarts.
+    to an AOF there, so ``qruntime up`` keeps jobs across restarts. With a
+    ``password`` every client must authenticate (it is in :attr:`url`); the
+    password travels in a ``0600`` config file, never on the server's command
+    line, which every local user can read in ``/proc``.
     """
 
-    def __init__(self, port: int | None = None, data_dir: Path | None = None, prefer_bundled: bool = False) -> None:
+    def __init__(self, port: int | None = None, data_dir: Path | None = None, prefer_bundled: bool = False,
+                 password: str | None = None) -> None:
         self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
+        #: The URL without its password, for logs and messages.
+        self.address = f"redis://127.0.0.1:{self.port}/0"
         self._persistent = data_dir is not None
         self._dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="qrt-redis-"))
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -56,9 +65,14 @@ class LocalRedis:
         self._process: subprocess.Popen | None = None
 
     def start(self) -> LocalRedis:
+        config = self._dir / "qruntime-redis.conf"
+        config.touch(mode=0o600)
+        os.chmod(config, 0o600)
+        config.write_text(f"requirepass {self.password}\n" if self.password else "")
         self._process = subprocess.Popen(
             [
                 self._binary,
+                str(config),
                 "--bind", "127.0.0.1",
                 "--port", str(self.port),
                 "--save", "",
@@ -75,14 +89,24 @@ class LocalRedis:
             if self._process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with code {self._process.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
+                if self._answers():
+                    return self
             except OSError:
                 time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {START_TIMEOUT_S} s")
+
+    def _answers(self) -> bool:
+        hello = (f"AUTH {self.password}\r\n" if self.password else "") + "PING\r\n"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            sock.sendall(hello.encode())
+            reply = b""
+            while b"\r\n" not in reply or (self.password and reply.count(b"\r\n") < 2):
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                reply += chunk
+        return b"+PONG" in reply
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
@@ -94,6 +118,8 @@ class LocalRedis:
                 self._process.wait()
         if not self._persistent:
             shutil.rmtree(self._dir, ignore_errors=True)
+        else:
+            (self._dir / "qruntime-redis.conf").unlink(missing_ok=True)  # its password died with the server
 
     def __enter__(self) -> LocalRedis:
         return self.start()

@@ -51,8 +51,8 @@ def wait_for(condition: Callable[[], T], timeout: float = DEFAULT_WAIT_S, interv
 class Stack:
     """A Redis server plus any number of workers and API servers, all stopped together."""
 
-    def __init__(self, **overrides: Any) -> None:
-        self.redis_server = LocalRedis().start()
+    def __init__(self, redis_password: str | None = None, **overrides: Any) -> None:
+        self.redis_server = LocalRedis(password=redis_password).start()
         base = {
             "redis_url": self.redis_server.url,
             "programs_dirs": str(TEST_PROGRAMS_DIR),

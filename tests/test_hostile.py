@@ -37,7 +37,8 @@ class Hostile:
     def __init__(self, setup: str) -> None:
         self.setup = setup
         self.home = tempfile.mkdtemp(prefix="qrt-hostile-home-")
-        self.stack = Stack(auth="on", **LIMITS)
+        self.redis_password = secrets.token_hex(16)  # the store's, as in docker-compose.yml
+        self.stack = Stack(auth="on", redis_password=self.redis_password, **LIMITS)
         self.data_dir = self.stack.settings.data_dir
         self.account = Path(self.home) / ".qruntime" / "account.json"
         self.account.parent.mkdir(mode=0o700)
@@ -149,8 +150,10 @@ def test_a_program_reads_no_secret_and_reaches_nothing_outside_its_job(hostile: 
     }
     job = hostile.run(hostile.mallory, "probe", params)
     assert job["status"] == "COMPLETED", (job, hostile.logs(hostile.mallory, job["id"]))
-    report = json.loads(hostile.result(hostile.mallory, job["id"]))
+    text = hostile.result(hostile.mallory, job["id"])
+    report = json.loads(text)
 
+    assert hostile.redis_password not in text and hostile.stack.admin_token not in text
     assert all(v.startswith("error") for v in report["read"].values()), report["read"]
     assert all(v.startswith("error") for v in report["list"].values()), report["list"]
     assert report["uid"] != 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -118,9 +119,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     env["QRT_DATA_DIR"] = args.data_dir  # the workers keep their program caches there too
     redis_server = None
     if not env.get("QRT_REDIS_URL"):
-        redis_server = LocalRedis(data_dir=Path(args.data_dir) / "redis", prefer_bundled=True).start()
+        # A fresh password each start: other local users cannot reach the store, and only
+        # qruntime's own processes (never a program) have it, in their environment.
+        redis_server = LocalRedis(data_dir=Path(args.data_dir) / "redis", prefer_bundled=True,
+                                  password=secrets.token_hex(24)).start()
         env["QRT_REDIS_URL"] = redis_server.url
-        print(f"qruntime: embedded Redis at {redis_server.url} (data in {args.data_dir}/redis)", flush=True)
+        print(f"qruntime: embedded Redis at {redis_server.address} (data in {args.data_dir}/redis)", flush=True)
     children: list[subprocess.Popen] = []
     stopping = False
 
