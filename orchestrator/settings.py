@@ -40,6 +40,9 @@ class Settings:
     programs_dirs: str = ""
     #: Memory of all of a job's processes together (a cgroup), and of each one (RLIMIT_AS).
     job_memory_mb: int = 8192
+    #: CPU cores all of a job's processes together may use at once (a cgroup quota); 0: no cap,
+    #: only an equal share with the worker's other jobs when the CPUs are busy.
+    job_cpus: float = 0.0
     #: Open file limit of a program's process.
     job_max_open_files: int = 1024
     #: Processes (and threads) a job may have at once.
@@ -104,6 +107,8 @@ class Settings:
         for name in ("stream_keepalive_s", "stream_client_queue_events", "stream_client_queue_bytes"):
             if getattr(self, name) == 0:  # 0 would spin on keep-alives or cut every stream at once
                 raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}=0 must be positive.")
+        if self.job_cpus < 0:
+            raise ConfigurationError(f"{ENV_PREFIX}JOB_CPUS={self.job_cpus} must be 0 (no cap) or more.")
         if self.job_pids_max < 8:  # the job's init, its program and Python's own helpers
             raise ConfigurationError(f"{ENV_PREFIX}JOB_PIDS_MAX={self.job_pids_max} must be at least 8.")
         if self.job_uid_base < 1000 or self.job_uid_base + 4096 * 64 >= 2**32 - 1:

@@ -210,3 +210,31 @@ def test_a_zygote_that_dies_is_started_again_and_the_next_job_runs(stack: Stack)
     os.kill(zygote, signal.SIGKILL)
     wait_for(lambda: (z := _zygote_of(worker)) is not None and z != zygote, message="a new zygote")
     _assert_worker_still_runs_jobs(stack)
+
+
+def _job_cgroup_file(init_pid: int, controller: str, name: str) -> str:
+    """A control file of the cgroup the job's process is in, read from the host."""
+    for line in open(f"/proc/{init_pid}/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):  # "" is the unified (v2) hierarchy
+            return open(f"/sys/fs/cgroup/{controller}{path}/{name}".replace("//", "/")).read().strip()
+    raise AssertionError(f"process {init_pid} is in no {controller} cgroup")
+
+
+def test_a_jobs_processes_together_get_at_most_its_cpu_quota() -> None:
+    private = Stack(job_cpus=0.5)
+    try:
+        private.start_worker(concurrency=1)
+        private.start_api()
+        job_id = private.submit("sleeper", {"seconds": 60})["id"]
+        _published(private, job_id)
+        _, init = sandbox_of(private, job_id)
+        if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            assert _job_cgroup_file(init, "", "cpu.max") == "50000 100000"
+        else:
+            assert _job_cgroup_file(init, "cpu", "cpu.cfs_quota_us") == "50000"
+            assert _job_cgroup_file(init, "cpu", "cpu.cfs_period_us") == "100000"
+        private.http.post(f"{private.url}/jobs/{job_id}/cancel", timeout=30)
+        assert private.wait_status(job_id)["status"] == "CANCELLED"
+    finally:
+        private.stop()

@@ -1,7 +1,10 @@
 """One control group per job: a limit on processes and memory for all of its processes.
 
 RLIMIT_NPROC and RLIMIT_AS are per user and per process: ten processes of a job
-may each hold the memory limit. A cgroup counts the whole job. The zygote makes
+may each hold the memory limit. A cgroup counts the whole job. Where the cpu
+controller is there too, each job's group also gets an equal share of the
+CPUs when they are busy (a job of eight threads does not starve a job of one)
+and, with ``QRT_JOB_CPUS``, a quota of cores. The zygote makes
 one group per ready child under a group of its own, moves the child in before
 it drops privileges (so everything the program forks lands inside), and after
 the job kills what is left in the group and removes it.
@@ -22,6 +25,10 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("pids", "memory")
+#: Used where mounted (v1) or delegated (v2); a job without them still has its pids and memory limits.
+OPTIONAL_CONTROLLERS = ("cpu",)
+#: The scheduler period a CPU quota is a share of.
+CPU_PERIOD_US = 100_000
 #: Rounds of SIGKILL over a group's members: a member forking while being killed leaves new ones.
 KILL_ROUNDS = 50
 
@@ -29,9 +36,10 @@ KILL_ROUNDS = 50
 class JobGroup:
     """The cgroup(s) of one job: limits set at creation, members killed and group removed at the end."""
 
-    def __init__(self, paths: dict[str, Path], v2: bool) -> None:
+    def __init__(self, paths: dict[str, Path], v2: bool, controllers: tuple[str, ...] = ()) -> None:
         self.paths = paths  # controller (or "unified") -> directory
         self.v2 = v2
+        self.controllers = controllers  # what limits this group, for the job's sandbox report
 
     def add(self, pid: int) -> None:
         for path in self.paths.values():
@@ -85,11 +93,12 @@ class JobGroup:
 class GroupParent:
     """The zygote's own group, under which it makes one group per job."""
 
-    def __init__(self, paths: dict[str, Path], v2: bool) -> None:
+    def __init__(self, paths: dict[str, Path], v2: bool, cpu: bool = False) -> None:
         self.paths = paths
         self.v2 = v2
+        self.cpu = cpu  # the cpu controller limits job groups too
 
-    def job_group(self, name: str, *, pids_max: int, memory_bytes: int) -> JobGroup:
+    def job_group(self, name: str, *, pids_max: int, memory_bytes: int, cpus: float = 0.0) -> JobGroup:
         paths = {}
         for controller, parent in self.paths.items():
             path = parent / name
@@ -97,18 +106,25 @@ class GroupParent:
                 JobGroup({controller: path}, self.v2).remove()
             path.mkdir()
             paths[controller] = path
-        group = JobGroup(paths, self.v2)
+        controllers = ("pids", "memory", "cpu") if self.cpu else ("pids", "memory")
+        group = JobGroup(paths, self.v2, controllers)
+        quota = int(cpus * CPU_PERIOD_US) if cpus > 0 else 0
         try:
             if self.v2:
                 _write(paths["unified"] / "pids.max", str(pids_max))
                 _write(paths["unified"] / "memory.max", str(memory_bytes))
                 with contextlib.suppress(OSError):
                     _write(paths["unified"] / "memory.swap.max", "0")
+                if self.cpu:
+                    _write(paths["unified"] / "cpu.max", f"{quota or 'max'} {CPU_PERIOD_US}")
             else:
                 _write(paths["pids"] / "pids.max", str(pids_max))
                 _write(paths["memory"] / "memory.limit_in_bytes", str(memory_bytes))
                 with contextlib.suppress(OSError):  # only with swap accounting on
                     _write(paths["memory"] / "memory.memsw.limit_in_bytes", str(memory_bytes))
+                if self.cpu:
+                    _write(paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+                    _write(paths["cpu"] / "cpu.cfs_quota_us", str(quota or -1))
         except OSError:
             group.remove()
             raise
@@ -129,7 +145,8 @@ def remove_parent(name: str) -> None:
     if (CGROUP_ROOT / "cgroup.controllers").exists():
         paths, v2 = {"unified": CGROUP_ROOT / own.get("", "/").lstrip("/") / name}, True
     else:
-        paths, v2 = {c: CGROUP_ROOT / c / own.get(c, "/").lstrip("/") / name for c in V1_CONTROLLERS}, False
+        controllers = V1_CONTROLLERS + OPTIONAL_CONTROLLERS
+        paths, v2 = {c: CGROUP_ROOT / c / own.get(c, "/").lstrip("/") / name for c in controllers}, False
     existing = {k: v for k, v in paths.items() if v.is_dir()}
     if existing:
         GroupParent(existing, v2).remove()
@@ -157,7 +174,16 @@ def _open_v1(name: str) -> GroupParent:
         paths[controller] = path
     if not os.access(paths["pids"], os.W_OK):
         raise OSError(13, "not writable", str(paths["pids"]))
-    return GroupParent(paths, v2=False)
+    for controller in OPTIONAL_CONTROLLERS:
+        mount = CGROUP_ROOT / controller
+        if (mount / "cgroup.procs").exists():
+            try:
+                path = mount / own.get(controller, "/").lstrip("/") / name
+                path.mkdir(exist_ok=True)
+                paths[controller] = path
+            except OSError:
+                pass  # jobs keep their pids and memory limits
+    return GroupParent(paths, v2=False, cpu="cpu" in paths)
 
 
 def _open_v2(name: str) -> GroupParent:
@@ -170,7 +196,13 @@ def _open_v2(name: str) -> GroupParent:
         path.rmdir()
         raise OSError(0, "pids/memory controllers not delegated to this cgroup", str(base))
     _write(path / "cgroup.subtree_control", "+pids +memory")
-    return GroupParent({"unified": path}, v2=True)
+    cpu = "cpu" in enabled
+    if cpu:
+        try:
+            _write(path / "cgroup.subtree_control", "+cpu")
+        except OSError:
+            cpu = False
+    return GroupParent({"unified": path}, v2=True, cpu=cpu)
 
 
 def _own_groups() -> dict[str, str]:

@@ -78,6 +78,7 @@ class SandboxConfig:
 
     memory_bytes: int
     pids_max: int
+    cpus: float  # 0: no quota
     disk_bytes: int
     max_open_files: int
     network: str  # "isolated" | "host"

@@ -190,7 +190,7 @@ def _confine(plan: ChildPlan, refused: str | None) -> dict[str, str]:
     )
     if refused is not None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails with EFBIG instead
-    layers["resources"] = "on: cgroup" if plan.group is not None else (
+    layers["resources"] = f"on: cgroup ({', '.join(plan.group.controllers)})" if plan.group is not None else (
         f"off: {plan.cgroup_note}; per-uid process limit and per-process memory limit instead")
     program_filter(allow_network=not config.isolate_network).load()
     layers["syscalls"] = "on"

@@ -127,7 +127,7 @@ class Zygote:
         if self.cgroup_parent is not None:
             try:
                 group = self.cgroup_parent.job_group(name, pids_max=self.config.pids_max,
-                                                     memory_bytes=self.config.memory_bytes)
+                                                     memory_bytes=self.config.memory_bytes, cpus=self.config.cpus)
             except OSError as exc:
                 self.cgroup_note = f"no cgroup for jobs ({exc})"
         scratch = os.path.join(self.scratch_root, name)

@@ -51,6 +51,7 @@ def sandbox_config(settings: Settings, backends: list[str], concurrency: int) ->
     return SandboxConfig(
         memory_bytes=settings.job_memory_mb * 1024 * 1024,
         pids_max=settings.job_pids_max,
+        cpus=settings.job_cpus,
         disk_bytes=settings.job_disk_mb * 1024 * 1024,
         max_open_files=settings.job_max_open_files,
         network=settings.job_network,
