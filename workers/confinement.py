@@ -33,6 +33,7 @@ import glob
 import json
 import os
 import resource
+import shutil
 import site
 import sys
 from pathlib import Path
@@ -213,8 +214,32 @@ def python_paths() -> list[str]:
     return sorted(p for p in candidates if p and os.path.isdir(p))
 
 
+def prepare_etc(target: str) -> str:
+    """Copy the /etc files jobs see (:data:`ETC_ENTRIES`) into ``target``, once per zygote.
+
+    Every job then binds one directory instead of each file: about 45 fewer
+    mount calls when a job's filesystem is built and as many fewer unmounts
+    when it ends. Key directories (``ssl/private``) are left out; what this
+    worker cannot read, jobs do without.
+    """
+    shutil.rmtree(target, ignore_errors=True)  # a copy left by an earlier zygote may be stale
+    os.makedirs(target, mode=0o755)
+    for pattern in ETC_ENTRIES:
+        for path in glob.glob("/etc/" + pattern):
+            dest = os.path.join(target, os.path.basename(path))
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.copytree(path, dest, symlinks=True, ignore=shutil.ignore_patterns("private"))
+                else:
+                    shutil.copy2(path, dest, follow_symlinks=False)
+            except OSError:
+                continue
+    os.chmod(target, 0o755)
+    return target
+
+
 def build_root(*, workroot: str, scratch_uid: int, scratch_gid: int, disk_bytes: int,
-               extra_read_only: tuple[str, ...]) -> None:
+               extra_read_only: tuple[str, ...], etc: str) -> None:
     """Make and enter the job's root filesystem (in a fresh mount and pid namespace, as its pid 1).
 
     ``workroot`` is any existing directory to mount the new root on; in the job's
@@ -236,10 +261,7 @@ def build_root(*, workroot: str, scratch_uid: int, scratch_gid: int, disk_bytes:
     read_only = [*SYSTEM_DIRS, *python_paths(), *extra_read_only]
     for path in read_only:
         _bind(path, new + path, read_only=True)
-    os.makedirs(new + "/etc", exist_ok=True)
-    for pattern in ETC_ENTRIES:
-        for path in glob.glob("/etc/" + pattern):
-            _bind(path, new + path, read_only=True)
+    _bind(etc, new + "/etc", read_only=True)  # prepare_etc's copy
     _make_dev(new, scratch)
     os.makedirs(new + "/proc")
     _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

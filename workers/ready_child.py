@@ -58,6 +58,7 @@ class ChildPlan:
     group: JobGroup | None
     fallback_scratch: str  # host directory used as scratch where no mount namespace can be had
     cgroup_note: str  # why there is no cgroup, when there is none
+    etc: str  # the zygote's copy of the /etc files jobs see (confinement.prepare_etc)
 
 
 def spawn(plan: ChildPlan) -> tuple[int, socket.socket, bool]:
@@ -166,7 +167,7 @@ def _confine(plan: ChildPlan, refused: str | None) -> dict[str, str]:
         try:
             confinement.build_root(
                 workroot=_root_mount_point(config.program_paths), scratch_uid=plan.uid, scratch_gid=plan.gid,
-                disk_bytes=config.disk_bytes, extra_read_only=config.program_paths,
+                disk_bytes=config.disk_bytes, extra_read_only=config.program_paths, etc=plan.etc,
             )
         except confinement.ConfinementError as exc:
             # Namespaces granted but mounts refused (e.g. an LSM restricting user namespaces).

@@ -36,7 +36,7 @@ from collections import deque
 from pathlib import Path
 
 from workers import cgroups, zygote_protocol
-from workers.confinement import SandboxConfig, die_with_parent
+from workers.confinement import SandboxConfig, die_with_parent, prepare_etc
 from workers.ready_child import BACKGROUND_NICE, ChildPlan, spawn
 
 logger = logging.getLogger("qruntime.zygote")
@@ -90,6 +90,7 @@ class Zygote:
         self.scratch_root = scratch_root  # 0711: a job's uid may enter its own scratch, list none
         os.mkdir(self.scratch_root, 0o711)
         os.chmod(self.scratch_root, 0o711)
+        self.etc = prepare_etc(os.path.join(os.path.dirname(self.scratch_root), "etc"))
         self.slots: dict[int, Slot] = {}  # by R's pid
         self.waiting: deque[tuple[socket.socket, list[int]]] = deque()  # starts without a ready child
         self.selector = selectors.DefaultSelector()
@@ -134,7 +135,7 @@ class Zygote:
         os.mkdir(scratch, 0o700)
         os.chown(scratch, uid, uid)
         plan = ChildPlan(self.config, uid, uid if self.privileged else os.getgid(), self.privileged,
-                         group, scratch, self.cgroup_note)
+                         group, scratch, self.cgroup_note, self.etc)
         r_pid, channel, direct = spawn(plan)
         slot = Slot(plan, r_pid, channel)
         if direct:  # the child is the program's process itself
