@@ -30,11 +30,11 @@ import signal
 import socket
 import sys
 import traceback
+from typing import Any
 
 from workers import confinement, sandbox, zygote_protocol
 from workers.cgroups import JobGroup
 from workers.confinement import SandboxConfig
-from workers.seccomp_policy import program_filter
 
 #: Signals that stop a job (the program is pid 1 of its namespace: without a handler they would be ignored).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -59,6 +59,7 @@ class ChildPlan:
     fallback_scratch: str  # host directory used as scratch where no mount namespace can be had
     cgroup_note: str  # why there is no cgroup, when there is none
     etc: str  # the zygote's copy of the /etc files jobs see (confinement.prepare_etc)
+    syscall_filter: Any  # seccomp_policy.program_filter, built once by the zygote; each child loads it
 
 
 def spawn(plan: ChildPlan) -> tuple[int, socket.socket, bool]:
@@ -193,7 +194,7 @@ def _confine(plan: ChildPlan, refused: str | None) -> dict[str, str]:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails with EFBIG instead
     layers["resources"] = f"on: cgroup ({', '.join(plan.group.controllers)})" if plan.group is not None else (
         f"off: {plan.cgroup_note}; per-uid process limit and per-process memory limit instead")
-    program_filter(allow_network=not config.isolate_network).load()
+    plan.syscall_filter.load()
     layers["syscalls"] = "on"
     return layers
 

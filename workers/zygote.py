@@ -38,6 +38,7 @@ from pathlib import Path
 from workers import cgroups, zygote_protocol
 from workers.confinement import SandboxConfig, die_with_parent, prepare_etc
 from workers.ready_child import BACKGROUND_NICE, ChildPlan, spawn
+from workers.seccomp_policy import program_filter
 
 logger = logging.getLogger("qruntime.zygote")
 
@@ -91,6 +92,7 @@ class Zygote:
         os.mkdir(self.scratch_root, 0o711)
         os.chmod(self.scratch_root, 0o711)
         self.etc = prepare_etc(os.path.join(os.path.dirname(self.scratch_root), "etc"))
+        self.syscall_filter = program_filter(allow_network=not config.isolate_network)
         self.slots: dict[int, Slot] = {}  # by R's pid
         self.waiting: deque[tuple[socket.socket, list[int]]] = deque()  # starts without a ready child
         self.selector = selectors.DefaultSelector()
@@ -135,7 +137,7 @@ class Zygote:
         os.mkdir(scratch, 0o700)
         os.chown(scratch, uid, uid)
         plan = ChildPlan(self.config, uid, uid if self.privileged else os.getgid(), self.privileged,
-                         group, scratch, self.cgroup_note, self.etc)
+                         group, scratch, self.cgroup_note, self.etc, self.syscall_filter)
         r_pid, channel, direct = spawn(plan)
         slot = Slot(plan, r_pid, channel)
         if direct:  # the child is the program's process itself
