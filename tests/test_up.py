@@ -38,12 +38,28 @@ def test_up_starts_everything_saves_an_admin_account_and_stops_cleanly_on_ctrl_c
                                                       headers=headers, timeout=10)).status_code == 200 and r,
                           timeout=60, message="the job's result")
         assert result.text == "All done!"
+        _a_second_up_is_refused(env, tmp_path, port)
     finally:
         os.killpg(up.pid, signal.SIGINT)
         code = up.wait(timeout=60)
     assert code == 0, log.read_text()[-3000:]
     assert "qruntime: stopped." in log.read_text()
     wait_for(lambda: _refused(port), timeout=10, message="the API port to close")
+
+
+def _a_second_up_is_refused(env: dict[str, str], home: Path, port: int) -> None:
+    """Neither the same data directory nor the same port can be had twice; nothing else starts."""
+    same_home = subprocess.run([sys.executable, "-m", "qruntime", "up", "--port", str(free_port())],
+                               env=env, capture_output=True, text=True, timeout=60)
+    assert same_home.returncode == 1, same_home.stdout + same_home.stderr
+    assert f"is using {home / '.qruntime'}" in same_home.stderr and "is up" not in same_home.stdout
+    other_home = home / "other"
+    other_home.mkdir()
+    same_port = subprocess.run([sys.executable, "-m", "qruntime", "up", "--port", str(port)],
+                               env={**env, "HOME": str(other_home)}, capture_output=True, text=True, timeout=60)
+    assert same_port.returncode == 1, same_port.stdout + same_port.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in same_port.stderr and "is up" not in same_port.stdout
+    assert not (other_home / ".qruntime" / "redis").exists()  # no second embedded Redis was started
 
 
 def _refused(port: int) -> bool:

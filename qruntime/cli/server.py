@@ -22,6 +22,8 @@ from pathlib import Path
 UP_TIMEOUT_S = 120.0
 #: How long children get to stop after SIGTERM before they are killed.
 STOP_GRACE_S = 15.0
+#: In the data directory: held (flock) by the running `qruntime up`, holding its pid.
+UP_LOCK_FILE = "up.lock"
 DEFAULT_PORT = 8000
 #: Concurrent SSE streams one gevent API process holds.
 GEVENT_CONNECTIONS = 2000
@@ -115,6 +117,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from qruntime.localredis import LocalRedis
 
+    try:
+        lock = _lock_data_dir(Path(args.data_dir))
+        _check_port_free(args.host, args.port)
+    except RuntimeError as exc:
+        print(f"qruntime: {exc}", file=sys.stderr, flush=True)
+        return 1
     env = dict(os.environ)
     env["QRT_DATA_DIR"] = args.data_dir  # the workers keep their program caches there too
     redis_server = None
@@ -161,8 +169,43 @@ def cmd_up(args: argparse.Namespace) -> int:
         _stop_all(children)
         if redis_server is not None:
             redis_server.stop()
+        lock.close()
         print("qruntime: stopped.", flush=True)
     return 0
+
+
+def _lock_data_dir(data_dir: Path):  # noqa: ANN202 - the open lock file, held until we stop
+    """Refuse a second ``qruntime up`` on the same data directory (its Redis data, its workers' caches)."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle = open(data_dir / UP_LOCK_FILE, "a+")  # noqa: SIM115 - held for the life of this process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise RuntimeError(f"another qruntime up (pid {holder}) is using {data_dir}; stop it first "
+                           "(Ctrl-C in its terminal), or give this one its own --data-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, instead of reporting its service as ours."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the API server will
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RuntimeError(f"cannot listen on {host}:{port} ({exc.strerror}): another service, or another "
+                               "qruntime up, has it; choose a free one with --port") from None
 
 
 def _bootstrap_admin(env: dict[str, str], url: str) -> None:
