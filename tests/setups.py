@@ -22,7 +22,6 @@ import os
 import site
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
 SETUPS = ("root", "nonroot", "docker")
@@ -31,6 +30,8 @@ NONROOT_UID = 4242
 CAP_SYS_ADMIN = 21
 PR_CAPBSET_DROP = 24
 REPO = Path(__file__).resolve().parent.parent
+#: Directories the non-root setup may cover with its own tmpfs (in its mount namespace only).
+STASH_CANDIDATES = ("/mnt", "/media", "/srv", "/opt")
 
 
 def needed_paths(extra: list[str]) -> list[str]:
@@ -67,7 +68,11 @@ def reveal(paths: list[str]) -> None:
         ancestor = _closed_ancestor(path)
         if ancestor:
             by_ancestor.setdefault(ancestor, []).append(path)
-    stash = tempfile.mkdtemp(prefix="qrt-setup-stash-")
+    # Holds the binds while their ancestor is covered: a tmpfs on an existing directory of
+    # this private namespace, so nothing is left on the host when the worker ends.
+    stash = next(d for d in STASH_CANDIDATES if os.path.isdir(d) and not os.path.islink(d)
+                 and not any(p == d or p.startswith(d + "/") for p in paths))
+    mount("tmpfs", stash, "tmpfs", 0, "mode=0700")
     for ancestor, inside in by_ancestor.items():
         held = []
         for index, path in enumerate(inside):

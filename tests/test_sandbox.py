@@ -7,9 +7,11 @@ logs. After each crash the same worker must still run the next job.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
+import time
 
 import requests
 
@@ -236,5 +238,30 @@ def test_a_jobs_processes_together_get_at_most_its_cpu_quota() -> None:
             assert _job_cgroup_file(init, "cpu", "cpu.cfs_period_us") == "100000"
         private.http.post(f"{private.url}/jobs/{job_id}/cancel", timeout=30)
         assert private.wait_status(job_id)["status"] == "CANCELLED"
+    finally:
+        private.stop()
+
+
+def test_what_a_killed_worker_left_is_removed_when_the_next_worker_starts() -> None:
+    """A SIGKILLed worker cannot clean up: its zygote folder and cgroups go when a later worker starts."""
+    private = Stack()
+    try:
+        worker = private.start_worker(concurrency=1)
+        zygote = wait_for(lambda: _zygote_of(worker.pid), message="the worker's zygote")
+        args = open(f"/proc/{zygote}/cmdline", "rb").read().split(b"\0")
+        folder = os.path.dirname(args[args.index(b"--socket") + 1].decode())
+        cgroup = args[args.index(b"--cgroup") + 1].decode()
+        groups = [path for c in ("pids", "memory", "cpu") for path in glob.glob(f"/sys/fs/cgroup/{c}/**/{cgroup}",
+                                                                             recursive=True)]
+        assert groups, "the zygote made no cgroup"
+        private.kill(worker)
+        wait_for(lambda: _zygote_of(worker.pid) is None and not os.path.exists(f"/proc/{zygote}"),
+                 message="the killed worker's zygote to be gone")
+        assert os.path.isdir(folder) and all(os.path.isdir(g) for g in groups)
+        old = time.time() - 3600  # past the age under which a folder may belong to a worker still starting
+        os.utime(folder, (old, old))
+        private.start_worker(concurrency=1)
+        wait_for(lambda: not os.path.exists(folder) and not any(os.path.isdir(g) for g in groups),
+                 message="the dead worker's folder and cgroups to be removed")
     finally:
         private.stop()

@@ -10,6 +10,8 @@ opens a :class:`JobHandle` on it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import logging
 import os
 import shutil
@@ -38,6 +40,13 @@ UID_BLOCK = 64
 CONNECT_TIMEOUT_S = 120.0
 #: Pause before restarting a zygote that died, so a crash loop does not spin.
 RESTART_BACKOFF_S = 1.0
+
+#: Each worker's zygote folder under the temp directory: its socket, scratch, /etc copy.
+KEEPER_DIR_PREFIX = "qrt-zygote-"
+#: Locked by a live worker's keeper for its whole life (see sweep_dead_keepers).
+ALIVE_FILE = ".alive"
+#: A zygote folder younger than this is never swept: its worker may be starting.
+SWEEP_MIN_AGE_S = 60.0
 
 #: Set in the main process before the pool forks; pool processes inherit it.
 socket_path: str | None = None
@@ -69,12 +78,14 @@ class ZygoteKeeper(threading.Thread):
     def __init__(self, config: SandboxConfig) -> None:
         super().__init__(name="qruntime-zygote-keeper", daemon=True)
         self.config = config
+        sweep_dead_keepers()
         # Holds the socket (0600: only this worker's uid may connect) and the scratch root.
-        self.directory = tempfile.mkdtemp(prefix="qrt-zygote-")
+        self.directory = tempfile.mkdtemp(prefix=KEEPER_DIR_PREFIX)
         os.chmod(self.directory, 0o711)
+        self._alive = _hold_alive_lock(self.directory)
         self.path = os.path.join(self.directory, "zygote.sock")
         self.scratch = os.path.join(self.directory, "scratch")
-        self.cgroup = f"qrt-{os.path.basename(self.directory)}"
+        self.cgroup = _cgroup_name(self.directory)
         self.process: subprocess.Popen | None = None
         self._stopped = threading.Event()
 
@@ -120,6 +131,7 @@ class ZygoteKeeper(threading.Thread):
                 self.process.kill()
         self._clean_after_zygote()
         shutil.rmtree(self.directory, ignore_errors=True)
+        self._alive.close()
 
     def _clean_after_zygote(self) -> None:
         """What a zygote that died (SIGKILL, a crash) could not remove: its socket, scratch, cgroups."""
@@ -132,6 +144,58 @@ class ZygoteKeeper(threading.Thread):
             cgroups.remove_parent(self.cgroup)
         except OSError:
             logger.warning("could not remove cgroup %s", self.cgroup, exc_info=True)
+
+
+def sweep_dead_keepers() -> None:
+    """Remove what workers killed without a chance to clean up left: zygote folders and cgroups.
+
+    A worker's keeper holds a lock on ``.alive`` in its folder for its life; a
+    folder whose lock can be taken belongs to a worker that is gone (SIGKILL,
+    OOM, a crash). Left alone, every such restart would leak a folder of
+    scratch and a cgroup per job slot, and leaked memory cgroups slow the kernel.
+    """
+    from workers import cgroups
+
+    for directory in glob.glob(os.path.join(tempfile.gettempdir(), KEEPER_DIR_PREFIX + "*")):
+        try:
+            if time.time() - os.stat(directory).st_mtime < SWEEP_MIN_AGE_S:
+                continue  # a worker starting now may not hold its lock yet
+            if not os.path.exists(os.path.join(directory, ALIVE_FILE)) and _answers(
+                    os.path.join(directory, "zygote.sock")):
+                continue  # a live worker of a version without the lock
+            lock = _hold_alive_lock(directory)
+        except OSError:  # alive, or another user's
+            continue
+        try:
+            cgroups.remove_parent(_cgroup_name(directory))
+        except OSError:
+            logger.warning("could not remove the cgroup of dead zygote folder %s", directory, exc_info=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        lock.close()
+        logger.info("removed %s, left by a worker that is gone", directory)
+
+
+def _answers(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def _hold_alive_lock(directory: str):  # noqa: ANN202 - the open, locked file
+    handle = open(os.path.join(directory, ALIVE_FILE), "a")  # noqa: SIM115 - held for the keeper's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise
+    return handle
+
+
+def _cgroup_name(directory: str) -> str:
+    return f"qrt-{os.path.basename(directory)}"
 
 
 class JobHandle:
