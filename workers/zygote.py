@@ -33,6 +33,7 @@ import stat
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from workers import cgroups, zygote_protocol
@@ -57,6 +58,8 @@ CHILD_FAILURES_BEFORE_PAUSE = 3
 CHILD_FAILURE_PAUSE_S = 5
 #: How often running jobs' cgroups are checked for a process the kernel killed for memory.
 MEMORY_CHECK_INTERVAL_S = 0.25
+#: Finished jobs whose teardown may wait for an idle moment before the zygote does one anyway.
+MAX_DEFERRED_CLEANUPS = 4
 
 
 @dataclasses.dataclass
@@ -95,6 +98,7 @@ class Zygote:
         self.syscall_filter = program_filter(allow_network=not config.isolate_network)
         self.slots: dict[int, Slot] = {}  # by R's pid
         self.waiting: deque[tuple[socket.socket, list[int]]] = deque()  # starts without a ready child
+        self.cleanups: deque[Callable[[], None]] = deque()  # teardowns of finished jobs, run when idle
         self.selector = selectors.DefaultSelector()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.listener.bind(socket_path)
@@ -200,6 +204,8 @@ class Zygote:
                 self._hand_over(ready, client, fds)
             else:
                 self.waiting.append((client, fds))
+                if not self.free_uids:
+                    self._run_cleanups()  # uids of finished jobs come back with their teardown
                 self.refill()
                 if not self.free_uids and not any(s.client is None for s in self.slots.values()):
                     self._refuse(client, fds, "every job uid of this worker is in use")
@@ -224,8 +230,7 @@ class Zygote:
                                       "uid": slot.plan.uid, "layers": slot.layers})
         zygote_protocol.send(slot.channel, {"op": zygote_protocol.OP_JOB}, fds)
         _close_all(fds)
-        self._drop_channel(slot)
-        self.refill()
+        self._drop_channel(slot)  # the serve loop forks its replacement once this round is handled
 
     def _refuse(self, client: socket.socket, fds: list[int], text: str) -> None:
         _close_all(fds)
@@ -274,8 +279,10 @@ class Zygote:
     def _finish(self, slot: Slot, status: int, usage: os.struct_rusage) -> None:
         """The job's init has exited: make sure nothing of it runs, tell its supervisor, clean up.
 
-        The supervisor hears as soon as no process of the job is left; removing
-        the cgroup (memcg teardown takes milliseconds) and the scratch comes after.
+        The supervisor hears as soon as no process of the job is left. Removing
+        the cgroup (memcg teardown takes milliseconds) and the scratch, and
+        freeing the uid, wait until the zygote has nothing else to do
+        (:meth:`serve`), so no job's start queues behind another's teardown.
         """
         if slot.layers is None and slot.client is None:
             self._child_failed()
@@ -295,15 +302,21 @@ class Zygote:
                     "peak_memory_bytes": peak, "cpu_s": round(usage.ru_utime + usage.ru_stime, 6),
                 })
             self._close_client(slot.client)
-        if group is not None:
-            group.remove()
-        if not no_pid_namespace:
-            shutil.rmtree(slot.plan.fallback_scratch, ignore_errors=True)
         if slot.pidfd >= 0:
             os.close(slot.pidfd)
-        self.free_uids.append(slot.plan.uid)
-        if not self.stopping:
-            self.refill()
+
+        def remove_the_rest() -> None:
+            if group is not None:
+                group.remove()
+            if not no_pid_namespace:
+                shutil.rmtree(slot.plan.fallback_scratch, ignore_errors=True)
+            self.free_uids.append(slot.plan.uid)  # only now: nothing of the job is left anywhere
+
+        self.cleanups.append(remove_the_rest)
+
+    def _run_cleanups(self) -> None:
+        while self.cleanups:
+            self.cleanups.popleft()()
 
     def _child_failed(self) -> None:
         """A child died before it was ready: after a few in a row, stop and fail waiting jobs clearly."""
@@ -345,7 +358,8 @@ class Zygote:
         self.refill()
         while not self.stopping:
             self._watch_memory()
-            for key, _ in self.selector.select(timeout=MEMORY_CHECK_INTERVAL_S):
+            events = self.selector.select(timeout=0 if self.cleanups else MEMORY_CHECK_INTERVAL_S)
+            for key, _ in events:
                 kind, data = key.data
                 try:
                     if kind == "listen":
@@ -359,7 +373,10 @@ class Zygote:
                 except OSError:
                     logger.exception("zygote: %s event failed", kind)
             self._reap()
-            self.refill()  # after a pause, or when a child died before it was ready
+            if self.cleanups and (not events or len(self.cleanups) > MAX_DEFERRED_CLEANUPS
+                                  or len(self.free_uids) <= self.config.ready):
+                self.cleanups.popleft()()  # idle (or falling behind): tear down one finished job
+            self.refill()  # after this round's starts and ends, a pause, or a child that died early
 
     def shutdown(self) -> None:
         self.stopping = True
@@ -371,6 +388,7 @@ class Zygote:
         while self.slots and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.01)
+        self._run_cleanups()
         if self.cgroup_parent is not None:
             self.cgroup_parent.remove()
         shutil.rmtree(self.scratch_root, ignore_errors=True)
