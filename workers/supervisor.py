@@ -211,8 +211,6 @@ class Supervisor:
             self._returned = text
         elif kind == frames.ERROR:
             self._error = text
-        if kind in frames.CONCLUSIVE:
-            self._concluded = True
         elif kind == frames.LOG:
             record = json.loads(text)
             self._log(record["text"], stream="log", level=record["level"])
@@ -223,6 +221,8 @@ class Supervisor:
                 f"{self.settings.max_result_bytes} bytes (QRT_MAX_RESULT_BYTES)."
             )
             self._log(f"qruntime: {self._oversized} It was dropped.\n", stream="qruntime", level="ERROR")
+        if kind in frames.CONCLUSIVE:  # RETURN, DONE, ERROR: nothing follows
+            self._concluded = True
 
     def _on_output(self, stream: str, data: bytes) -> None:
         buffer = self._line_buffers[stream]
