@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,18 @@ def wait_for(condition: Callable[[], T], timeout: float = DEFAULT_WAIT_S, interv
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+@contextmanager
+def running_stack(*, concurrency: int = 1, **overrides: Any) -> Iterator[Stack]:
+    """A private stack with one worker and the API, stopped afterwards (for settings the shared one lacks)."""
+    stack = Stack(**overrides)
+    try:
+        stack.start_worker(concurrency=concurrency)
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
 
 
 class Stack:

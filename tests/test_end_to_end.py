@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, running_stack, wait_for
 
 
 def test_runtime_simple_completes_with_all_done_and_interim_counts(stack: Stack) -> None:
@@ -37,15 +37,10 @@ def test_delete_removes_every_trace_of_a_job_from_redis(stack: Stack) -> None:
 
 
 def test_a_finished_job_is_deleted_whole_once_its_retention_is_over() -> None:
-    short = Stack(job_ttl_s=1)
-    try:
-        short.start_worker(concurrency=1)
-        short.start_api()
+    with running_stack(job_ttl_s=1) as short:
         job_id = short.submit("hello-world", {"iterations": 0})["id"]
         assert short.wait_status(job_id)["status"] == "COMPLETED"
         wait_for(lambda: requests.get(f"{short.url}/jobs/{job_id}", timeout=10).status_code == 404,
                  timeout=30, message="the worker's housekeeping to delete the job")
         assert not [k for k in short.redis.scan_iter(match="*", count=1000) if job_id in k.decode()]
         assert requests.get(f"{short.url}/jobs", timeout=10).json()["count"] == 0
-    finally:
-        short.stop()

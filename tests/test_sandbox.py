@@ -15,7 +15,7 @@ import time
 
 import requests
 
-from tests.harness import Stack, sandbox_of, wait_for, wait_job_gone
+from tests.harness import Stack, running_stack, sandbox_of, wait_for, wait_job_gone
 
 #: Generous bound for a short job on a busy 2-core machine.
 JOB_DEADLINE_S = 60.0
@@ -172,16 +172,11 @@ def test_program_cannot_reach_the_job_store_over_the_network(stack: Stack) -> No
 
 
 def test_with_host_networking_a_program_can_connect() -> None:
-    private = Stack(job_network="host")
-    try:
-        private.start_worker(concurrency=1)
-        private.start_api()
+    with running_stack(job_network="host") as private:
         port = int(private.settings.redis_url.rsplit(":", 1)[1].split("/")[0])
         job_id = private.submit("netprobe", {"host": "127.0.0.1", "port": port})["id"]
         assert private.wait_status(job_id)["status"] == "COMPLETED"
         assert json.loads(private.result_text(job_id))["connected"] is True
-    finally:
-        private.stop()
 
 
 def test_a_grandchild_in_its_own_session_without_pipes_is_killed_when_the_job_ends(stack: Stack) -> None:
@@ -224,10 +219,7 @@ def _job_cgroup_file(init_pid: int, controller: str, name: str) -> str:
 
 
 def test_a_jobs_processes_together_get_at_most_its_cpu_quota() -> None:
-    private = Stack(job_cpus=0.5)
-    try:
-        private.start_worker(concurrency=1)
-        private.start_api()
+    with running_stack(job_cpus=0.5) as private:
         job_id = private.submit("sleeper", {"seconds": 60})["id"]
         _published(private, job_id)
         _, init = sandbox_of(private, job_id)
@@ -238,8 +230,6 @@ def test_a_jobs_processes_together_get_at_most_its_cpu_quota() -> None:
             assert _job_cgroup_file(init, "cpu", "cpu.cfs_period_us") == "100000"
         private.http.post(f"{private.url}/jobs/{job_id}/cancel", timeout=30)
         assert private.wait_status(job_id)["status"] == "CANCELLED"
-    finally:
-        private.stop()
 
 
 def test_what_a_killed_worker_left_is_removed_when_the_next_worker_starts() -> None:

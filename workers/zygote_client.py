@@ -185,7 +185,9 @@ def _answers(path: str) -> bool:
 
 
 def _hold_alive_lock(directory: str):  # noqa: ANN202 - the open, locked file
-    handle = open(os.path.join(directory, ALIVE_FILE), "a")  # noqa: SIM115 - held for the keeper's life
+    # 0600: a job (another uid, in setups without a mount namespace) cannot open it to hold a lock.
+    fd = os.open(os.path.join(directory, ALIVE_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    handle = os.fdopen(fd, "a")  # held for the keeper's life
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
