@@ -231,7 +231,7 @@ def prepare_etc(target: str) -> str:
                 if os.path.isdir(path) and not os.path.islink(path):
                     shutil.copytree(path, dest, symlinks=True, ignore=shutil.ignore_patterns("private"))
                 else:
-                    shutil.copy2(path, dest, follow_symlinks=False)
+                    shutil.copy2(path, dest)  # the content: a link may point where jobs see nothing (/run)
             except OSError:
                 continue
     os.chmod(target, 0o755)
