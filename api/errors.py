@@ -9,17 +9,24 @@ envelope, never an HTML page.
 from __future__ import annotations
 
 import logging
+import time
 from http import HTTPStatus
 from typing import Any
 
 import redis
 from flask import Flask, Response, current_app, jsonify, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
+from werkzeug.wsgi import LimitedStream
 
 from orchestrator.errors import RuntimeServiceError
 
 logger = logging.getLogger(__name__)
+
+#: How much of a refused body is read (and dropped) so that the client can read the 413.
+DRAIN_MAX_BYTES = 512 * 1024 * 1024
+DRAIN_MAX_S = 30.0
+DRAIN_CHUNK_BYTES = 1024 * 1024
 
 
 def envelope(code: int, message: str, errors: Any = None) -> Response:
@@ -33,6 +40,7 @@ def envelope(code: int, message: str, errors: Any = None) -> Response:
 
 def register(app: Flask) -> None:
     app.before_request(_refuse_oversized_stream)
+    app.after_request(_drain_body)
 
     @app.errorhandler(RuntimeServiceError)
     def _service_error(exc: RuntimeServiceError) -> Response:
@@ -72,6 +80,44 @@ def register(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return envelope(500, f"Internal error ({type(exc).__name__}); the server log has details.")
+
+
+def _drain_body(response: Response) -> Response:
+    """Read and drop what the view left of the request body, up to a bound, before answering.
+
+    An answer given before the body was read (a 401, a 413, a 404) would
+    otherwise reach a client that sends its whole body first (Python's urllib,
+    most scripts) as a connection reset: the server closes a socket holding
+    unread bytes, and the kernel answers with RST, dropping the response in
+    flight. Past the bound the connection is closed anyway (nginx's lingering
+    close makes the same trade).
+    """
+    stream = _unread_body()
+    if stream is None:
+        return response
+    budget, deadline = DRAIN_MAX_BYTES, time.monotonic() + DRAIN_MAX_S
+    try:
+        while budget > 0 and time.monotonic() < deadline:
+            chunk = stream.read(min(DRAIN_CHUNK_BYTES, budget))
+            if not chunk:
+                break
+            budget -= len(chunk)
+    except (OSError, ValueError, ClientDisconnected, RequestEntityTooLarge):  # the client went away: nothing left to drain
+        pass
+    return response
+
+
+def _unread_body() -> Any:
+    """A stream of what is left of the request body, bounded by its length; None if there is none."""
+    length = request.content_length
+    if length is None:  # chunked: only a server that marks the end lets it be read to the end
+        return request.environ["wsgi.input"] if request.environ.get("wsgi.input_terminated") else None
+    if length == 0:
+        return None
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and length > limit:  # refused before a byte was read
+        return LimitedStream(request.environ["wsgi.input"], length)
+    return request.stream  # werkzeug's view of the body: it knows what the view already read
 
 
 def _refuse_oversized_stream() -> None:

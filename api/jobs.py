@@ -19,6 +19,7 @@ from api.schemas import (
 )
 from api.services import services
 from orchestrator.backends import find_backend
+from orchestrator.check_process import CHECK_INPUTS
 from orchestrator.dispatch import enqueue
 from orchestrator.errors import (
     InvalidTransitionError,
@@ -27,7 +28,6 @@ from orchestrator.errors import (
     UnavailableError,
 )
 from orchestrator.events import EVENT_INTERIM
-from orchestrator.inputs import check_inputs
 from orchestrator.status import JobStatus
 from orchestrator.store import Job
 
@@ -71,7 +71,9 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
                 f"{program.id}'s own limit of {max_time} s; a job may only lower it."
             )
         max_time = body["max_execution_time"]
-    check_inputs(body["params"], program.spec.get("parameters"))
+    schema = program.spec.get("parameters")
+    if schema:
+        svc.checker.run(CHECK_INPUTS, {"schema": schema}, body["params"].encode(), subject="the job's inputs")
     job = svc.store.create(
         program_id=program.id,
         program_version=program.version,

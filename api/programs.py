@@ -22,9 +22,9 @@ from flask import Blueprint, Response, jsonify, request
 from api.auth import current_identity
 from api.schemas import PageQuerySchema, load_json_object
 from api.services import services
+from orchestrator.check_process import CHECK_METADATA, CHECK_PROGRAM
 from orchestrator.errors import PermissionDeniedError, ProgramNotFoundError, RequestError
 from orchestrator.program_files import KIND_SOURCE
-from orchestrator.program_metadata import check_metadata
 from orchestrator.programs import Program
 
 blueprint = Blueprint("programs", __name__)
@@ -96,23 +96,24 @@ def upload_program() -> tuple[Response, int]:
     if "data" not in body or not body["data"]:
         raise RequestError("data is required: the program's source (or a zip/tar archive), base64-encoded.",
                            {"data": ["Missing data for required field."]})
-    metadata = check_metadata(_metadata_fields(body), ceiling_s=services().settings.max_execution_time_ceiling_s)
-    entry = _entry(body)
-    program = services().programs.store.create(
-        owner=identity.name, metadata=metadata, data=_b64(body["data"]), entry=entry
-    )
+    metadata = _checked_metadata(body, partial=False)
+    data = _b64(body["data"])
+    files = _checked_files(data, metadata["name"], _entry(body))
+    program = services().programs.store.create(owner=identity.name, metadata=metadata, data=data, files=files)
     return jsonify(program.to_api()), 201
 
 
 @blueprint.put("/programs/<program_id>/data")
 def update_data(program_id: str) -> Response:
-    _owned_program(program_id)
+    current = _owned_program(program_id)
     raw = request.get_data()
     entry = None
     if request.is_json:
         body = load_json_object(request.get_data(), frozenset({"data", "entry"}))
         raw, entry = str(body.get("data", "")).encode(), _entry(body)
-    program = services().programs.store.update(program_id, data=_b64(raw), entry=entry)
+    data = _b64(raw)
+    files = _checked_files(data, current.name, entry)
+    program = services().programs.store.update(program_id, data=data, files=files)
     return jsonify(program.to_api())
 
 
@@ -120,9 +121,7 @@ def update_data(program_id: str) -> Response:
 def update_metadata(program_id: str) -> Response:
     _owned_program(program_id)
     body = load_json_object(request.get_data(), PATCH_FIELDS)
-    metadata = check_metadata(
-        _metadata_fields(body), ceiling_s=services().settings.max_execution_time_ceiling_s, partial=True
-    )
+    metadata = _checked_metadata(body, partial=True)
     if not metadata:
         raise RequestError("Nothing to update: give name, description, cost or spec.")
     program = services().programs.store.update(program_id, metadata=metadata)
@@ -146,6 +145,18 @@ def delete_program(program_id: str) -> tuple[str, int]:
     _owned_program(program_id)
     services().programs.store.delete(program_id)
     return "", 204
+
+
+def _checked_metadata(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    """The metadata fields of ``body``, checked (JSON Schemas compiled) by a checker process."""
+    args = {"metadata": _metadata_fields(body), "partial": partial,
+            "ceiling_s": services().settings.max_execution_time_ceiling_s}
+    return services().checker.run(CHECK_METADATA, args, subject="the program's metadata")
+
+
+def _checked_files(data: bytes, name: str, entry: str | None) -> dict[str, str]:
+    """What the program's data is (kind, entry, sha256), unpacked and compiled by a checker process."""
+    return services().checker.run(CHECK_PROGRAM, {"name": name, "entry": entry}, data, subject="the program's data")
 
 
 def _metadata_fields(body: dict[str, Any]) -> dict[str, Any]:

@@ -8,12 +8,15 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from orchestrator.errors import RequestError
+from orchestrator.schema_budget import json_depth
 
 #: Page size limits for listings.
 MAX_PAGE_SIZE = 1000
 #: Largest offset or event id a query may name: Redis indexes and stream ids are
 #: 64-bit, and a bigger number would reach Redis as an error instead of a 400.
 MAX_QUERY_INT = 2**53
+#: Deepest nesting of objects and arrays in a request body.
+MAX_BODY_DEPTH = 100
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -36,6 +39,8 @@ class Params(fields.Field):
                 raise ValidationError("Is a string of JSON nested too deeply to be parsed.") from None
             except ValueError as exc:
                 raise ValidationError(f"Is a string but not JSON text: {exc}.") from None
+            if json_depth(value, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+                raise ValidationError(f"Nests more than {MAX_BODY_DEPTH} levels deep, the limit.")
         if not isinstance(value, dict):
             raise ValidationError(f"Must be an object of program inputs, not {type(value).__name__}.")
         return json.dumps(value)
@@ -114,18 +119,22 @@ def load_json_body(raw: bytes) -> Any:
     """Parse a request body, saying exactly why it is not JSON when it is not.
 
     NaN and Infinity are refused: Python's json accepts them, but they are not
-    JSON, and echoing them back in a job would break every other client.
+    JSON, and echoing them back in a job would break every other client. Nesting
+    is bounded: whatever walks the body later (encoders, validators) recurses.
     """
     if not raw.strip():
         raise RequestError("Request body is empty; a JSON object was expected.")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise RequestError("Request body is not UTF-8 text; a JSON object was expected.") from None
     except RecursionError:
         raise RequestError("Request body is nested too deeply to be parsed.") from None
     except ValueError as exc:
         raise RequestError(f"Request body is not valid JSON: {exc}.") from None
+    if json_depth(body, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+        raise RequestError(f"Request body nests more than {MAX_BODY_DEPTH} levels deep, the limit.")
+    return body
 
 
 def require_object(body: Any) -> dict[str, Any]:

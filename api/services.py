@@ -1,4 +1,5 @@
-"""What the API's views share: settings, Redis, job store, programs, accounts, workers, Celery."""
+"""What the API's views share: settings, Redis, job store, programs, accounts, workers, the
+input checker, Celery."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import redis
 from celery import Celery
 from flask import current_app
 
+from api.checker import Checker
 from orchestrator.accounts import Accounts
 from orchestrator.dispatch import celery_config
 from orchestrator.program_store import Programs
@@ -26,6 +28,7 @@ class Services:
     programs: Programs
     accounts: Accounts
     workers: WorkerRegistry
+    checker: Checker
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -38,6 +41,7 @@ class Services:
             programs=Programs.for_settings(client, settings),
             accounts=Accounts(client, store.keys),
             workers=WorkerRegistry(client, store.keys),
+            checker=Checker(settings),
         )
 
     @cached_property

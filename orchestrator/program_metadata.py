@@ -14,12 +14,15 @@ import re
 from typing import Any
 
 from orchestrator.errors import RequestError
+from orchestrator.schema_budget import MAX_SCHEMA_DEPTH, json_depth, schema_problems
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SCHEMA_PARTS = ("parameters", "return_values", "interim_results")
 #: Largest spec accepted, so a hostile schema cannot make validation expensive.
 MAX_SPEC_BYTES = 64 * 1024
 MAX_DESCRIPTION_CHARS = 10_000
+#: A spec holds its schemas one level down.
+MAX_SPEC_DEPTH = MAX_SCHEMA_DEPTH + 1
 
 
 def check_metadata(
@@ -69,6 +72,8 @@ def check_metadata(
         spec = metadata["spec"]
         if not isinstance(spec, dict):
             bad("spec", "Must be an object.")
+        elif json_depth(spec, MAX_SPEC_DEPTH) > MAX_SPEC_DEPTH:
+            bad("spec", f"Nests more than {MAX_SPEC_DEPTH} levels deep (the limit for a spec).")
         elif len(json.dumps(spec)) > MAX_SPEC_BYTES:
             bad("spec", f"Must be at most {MAX_SPEC_BYTES} bytes of JSON.")
         else:
@@ -100,6 +105,10 @@ def _spec_problems(spec: dict[str, Any]) -> list[tuple[str, str]]:
         schema = spec[part]
         if not isinstance(schema, (dict, bool)):
             problems.append((part, "Must be a JSON Schema (an object)."))
+            continue
+        budget = schema_problems(schema)
+        if budget:
+            problems.extend((part, problem) for problem in budget)
             continue
         try:
             validator_for(schema).check_schema(schema)

@@ -9,22 +9,22 @@ suffix (the seed's style, e.g. ``hello-world-nq9dgrje``).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
 import redis
 
-from orchestrator.errors import ConflictError, ProgramNotFoundError, RequestError
+from orchestrator.errors import ConflictError, ProgramNotFoundError
 from orchestrator.keys import Keys
-from orchestrator.program_files import KIND_SOURCE, detect_kind, find_entry
+from orchestrator.program_files import KIND_SOURCE, slug
 from orchestrator.programs import Program, ProgramRegistry
 from orchestrator.settings import Settings
 from orchestrator.store import utcnow
 
+#: What :func:`~orchestrator.program_files.describe` says about a program's data.
+FILE_FIELDS = ("kind", "entry", "sha256")
 #: Metadata fields copied into every version.
 VERSIONED_FIELDS = ("name", "description", "cost", "spec", "entry", "kind", "sha256")
 
@@ -36,16 +36,15 @@ class ProgramStore:
         self.redis = redis_client
         self.keys = keys
 
-    def create(self, *, owner: str, metadata: Mapping[str, Any], data: bytes, entry: str | None = None) -> Program:
-        """Store a new program (version 1). ``metadata`` is already validated.
+    def create(self, *, owner: str, metadata: Mapping[str, Any], data: bytes, files: Mapping[str, str]) -> Program:
+        """Store a new program (version 1). ``metadata`` and ``files`` (from
+        :func:`~orchestrator.program_files.describe`) are already checked.
 
         Raises:
             ConflictError: the owner already has a program of that name.
-            RequestError: the data is not a program.
         """
         name = metadata["name"]
-        files = _describe_files(data, name, entry)
-        program_id = f"{_slug(name)}-{secrets.token_hex(4)}"
+        program_id = f"{slug(name)}-{secrets.token_hex(4)}"
         if not self.redis.hsetnx(self.keys.program_names(), f"{owner}/{name}", program_id):
             raise ConflictError("Program with the same name already exists.")
         now = utcnow()
@@ -60,7 +59,7 @@ class ProgramStore:
             "creation_date": now,
             "update_date": now,
             "version": "1",
-            **files,
+            **{k: files[k] for k in FILE_FIELDS},
         }
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.program(program_id), mapping=record)
@@ -122,9 +121,12 @@ class ProgramStore:
 
     def update(
         self, program_id: str, *, metadata: Mapping[str, Any] | None = None, data: bytes | None = None,
-        entry: str | None = None,
+        files: Mapping[str, str] | None = None,
     ) -> Program:
-        """Write a new version with the changed data and/or metadata fields."""
+        """Write a new version with the changed data and/or metadata fields.
+
+        ``files`` describes ``data`` (or, with no new data, the current data under a new entry).
+        """
         record = self._record(program_id)
         changes: dict[str, str] = {}
         metadata = metadata or {}
@@ -141,8 +143,8 @@ class ProgramStore:
         if "spec" in metadata:
             changes["spec"] = json.dumps(metadata["spec"])
         current_data = data if data is not None else self.data(program_id, record["version"])
-        if data is not None or entry:
-            changes.update(_describe_files(current_data, changes.get("name", record["name"]), entry))
+        if files is not None:
+            changes.update({k: files[k] for k in FILE_FIELDS})
         version = str(int(record["version"]) + 1)
         now = utcnow()
         updated = {**record, **changes, "version": version, "update_date": now}
@@ -202,19 +204,6 @@ class Programs:
         return [*self.builtins.list(), *self.store.list()]
 
 
-def _describe_files(data: bytes, name: str, entry: str | None) -> dict[str, str]:
-    if not data:
-        raise RequestError("Program data is empty.")
-    kind = detect_kind(data)
-    if kind == KIND_SOURCE:
-        if "def main(" not in data.decode("utf-8"):
-            raise RequestError("Program source does not define main(backend, user_messenger, ...).")
-        entry_path = f"{_slug(name).replace('-', '_')}.py"
-    else:
-        entry_path = find_entry(data, kind, name, entry)
-    return {"kind": kind, "entry": entry_path, "sha256": hashlib.sha256(data).hexdigest()}
-
-
 def _version_record(record: Mapping[str, str], data: bytes, now: str) -> dict[str, Any]:
     return {**{k: record[k] for k in VERSIONED_FIELDS if k in record}, "data": data, "created": now}
 
@@ -240,10 +229,6 @@ def _program_from(record: Mapping[str, str]) -> Program:
 
 def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): (v.decode() if k != b"data" else v) for k, v in raw.items()}
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "program"
 
 
 def _epoch() -> float:

@@ -34,6 +34,13 @@ class Settings:
     namespace: str = "qrt"
     #: Largest request body the API accepts (the seed capped at 127 KB).
     max_payload_bytes: int = 16 * 1024 * 1024
+    #: Processes per API process that check hostile input (schemas, inputs, archives, source).
+    check_processes: int = 2
+    #: Longest one such check may take, plus ``check_timeout_per_mb_s`` per MiB checked.
+    check_timeout_s: float = 1.0
+    check_timeout_per_mb_s: float = 0.25
+    #: Memory one check may allocate beyond what its process needs at rest.
+    check_memory_mb: int = 512
     #: Server-wide ceiling on a program's max_execution_time (the seed's simulator cap: 3 h).
     max_execution_time_ceiling_s: int = 3 * 3600
     #: Extra directories of programs, ``os.pathsep``-separated, served like built-ins.
@@ -104,8 +111,9 @@ class Settings:
                 f"{ENV_PREFIX}HEARTBEAT_STALE_S={self.heartbeat_stale_s} must be longer than "
                 f"{ENV_PREFIX}HEARTBEAT_INTERVAL_S={self.heartbeat_interval_s}."
             )
-        for name in ("stream_keepalive_s", "stream_client_queue_events", "stream_client_queue_bytes"):
-            if getattr(self, name) == 0:  # 0 would spin on keep-alives or cut every stream at once
+        for name in ("stream_keepalive_s", "stream_client_queue_events", "stream_client_queue_bytes",
+                     "check_processes", "check_timeout_s", "check_memory_mb"):
+            if getattr(self, name) == 0:  # 0 would spin on keep-alives, cut every stream or refuse every check
                 raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}=0 must be positive.")
         if self.job_cpus < 0:
             raise ConfigurationError(f"{ENV_PREFIX}JOB_CPUS={self.job_cpus} must be 0 (no cap) or more.")

@@ -12,7 +12,10 @@ The hostile-program suite runs in all three; each setup execs ``CMD`` as:
     Nothing changes on the host.
 ``docker``
     as root without CAP_SYS_ADMIN and with namespace creation refused by a
-    seccomp filter, as Docker's default capability set and seccomp profile do.
+    seccomp filter, as Docker's default capability set and seccomp profile do,
+    in a mount namespace whose ``/dev`` holds only what Docker gives a container
+    (null, zero, full, random, urandom, tty, a private /dev/shm): a host's
+    ``/dev/fuse`` or ``/dev/kvm`` is not in a container, whatever its mode.
 """
 
 from __future__ import annotations
@@ -50,19 +53,44 @@ def _closed_ancestor(path: str) -> str | None:
     return None
 
 
-def reveal(paths: list[str]) -> None:
-    """In a new private mount namespace, make ``paths`` reachable for any uid (see module docstring)."""
+#: The devices Docker puts in a container's /dev by default.
+CONTAINER_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    if libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
+                  data and data.encode()) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {source} {target}")
 
-    def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-        if libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
-                      data and data.encode()) != 0:
-            raise OSError(ctypes.get_errno(), f"mount {source} {target}")
 
-    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+def private_mounts() -> None:
+    """A mount namespace of this process's own, whose changes never reach the host."""
+    if ctypes.CDLL(None, use_errno=True).unshare(0x00020000) != 0:  # CLONE_NEWNS
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
-    mount(None, "/", None, 16384 | (1 << 18))  # MS_REC | MS_PRIVATE
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def container_dev() -> None:
+    """Cover /dev (in this process's own mount namespace) with what a Docker container's holds."""
+    private_mounts()
+    devices = {name: os.stat(f"/dev/{name}") for name in CONTAINER_DEVICES}
+    mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755")
+    for name, info in devices.items():
+        os.mknod(f"/dev/{name}", stat.S_IFCHR | 0o666, info.st_rdev)
+        os.chmod(f"/dev/{name}", 0o666)  # mknod applies the umask
+    os.mkdir("/dev/shm")
+    mount("tmpfs", "/dev/shm", "tmpfs", 0, "mode=1777")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{name}")
+
+
+def reveal(paths: list[str]) -> None:
+    """In a new private mount namespace, make ``paths`` reachable for any uid (see module docstring)."""
+    private_mounts()
     by_ancestor: dict[str, list[str]] = {}
     for path in paths:
         ancestor = _closed_ancestor(path)
@@ -78,12 +106,12 @@ def reveal(paths: list[str]) -> None:
         for index, path in enumerate(inside):
             keep = os.path.join(stash, f"{len(os.listdir(stash))}-{index}")
             os.mkdir(keep)
-            mount(path, keep, None, 4096 | 16384)  # MS_BIND | MS_REC
+            mount(path, keep, None, MS_BIND | MS_REC)
             held.append((path, keep))
         mount("tmpfs", ancestor, "tmpfs", 0, "mode=0755")
         for path, keep in held:
             os.makedirs(path, exist_ok=True)
-            mount(keep, path, None, 4096 | 16384)
+            mount(keep, path, None, MS_BIND | MS_REC)
 
 
 def main(argv: list[str]) -> None:
@@ -96,6 +124,7 @@ def main(argv: list[str]) -> None:
     elif setup == "docker":
         from workers.seccomp_policy import namespace_refusal_filter
 
+        container_dev()
         namespace_refusal_filter().load()
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0:

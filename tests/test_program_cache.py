@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.keys import Keys
+from orchestrator.program_files import describe
 from orchestrator.program_store import ProgramStore
 from orchestrator.redisconn import connect
 from orchestrator.settings import BUILTIN_PROGRAMS_DIR, Settings
@@ -30,7 +31,7 @@ def store() -> Iterator[ProgramStore]:
 def _upload(store: ProgramStore) -> object:
     name = f"cached-{os.urandom(4).hex()}"
     return store.create(owner="dev", metadata={"name": name, "max_execution_time": 60, "description": "x"},
-                        data=SOURCE)
+                        data=SOURCE, files=describe(SOURCE, name))
 
 
 def test_an_uploaded_version_is_unpacked_once_into_a_folder_only_the_worker_may_enter(

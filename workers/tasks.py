@@ -57,6 +57,13 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
     except (NotFoundError, RequestError) as exc:
         _fail(ctx, job_id, f"Job {job_id} could not start: {exc.message}")
         return JobStatus.FAILED.value
+    except redis.RedisError:
+        raise
+    except Exception as exc:  # files that cannot be unpacked here: fail now, not once per redelivery
+        logger.exception("job %s: program files could not be prepared", job_id)
+        _fail(ctx, job_id, f"Job {job_id} could not start: its program's files could not be prepared "
+                           f"({type(exc).__name__}: {exc}).")
+        return JobStatus.FAILED.value
     try:
         return Supervisor(store, job, files, backend, ctx.control).run().value
     except Exception as exc:  # the supervisor itself broke: never leave the job RUNNING
