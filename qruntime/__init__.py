@@ -25,7 +25,7 @@ _LAZY = {
     "RuntimeBackend": "qruntime.client.backend",
     "Sampler": "qruntime.client.primitives",
     "Estimator": "qruntime.client.primitives",
-    "exceptions": "qruntime.client.exceptions",
+    "exceptions": "qruntime.exceptions",
 }
 
 __all__ = ["__version__", *_LAZY]

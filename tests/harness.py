@@ -26,6 +26,7 @@ import requests
 from orchestrator.accounts import Accounts
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
+from orchestrator.status import FINAL_STATUSES
 from orchestrator.store import JobStore
 from qruntime.localredis import LocalRedis, free_port
 
@@ -196,7 +197,7 @@ class Stack:
 
     def wait_status(self, job_id: str, *statuses: str, timeout: float = DEFAULT_WAIT_S) -> dict:
         """Wait until the job's status is one of ``statuses`` (default: any final one)."""
-        wanted = set(statuses) or {"COMPLETED", "FAILED", "CANCELLED", "CANCELLED - RAN TOO LONG"}
+        wanted = set(statuses) or {status.value for status in FINAL_STATUSES}
         return wait_for(lambda: (j := self.job(job_id))["status"] in wanted and j,
                         timeout=timeout, interval=0.05, message=f"job {job_id} to become {sorted(wanted)}")
 

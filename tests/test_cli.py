@@ -156,6 +156,9 @@ def test_run_needs_a_backend_and_an_unreachable_api_is_one_line(stack: Stack) ->
     done = subprocess.run([sys.executable, "-m", "qruntime", "run", "echo", "--url", stack.url],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.startswith("error: --backend is required")
+    unknown = qruntime(stack, "run", "echo", "--backend", "no_such_backend")
+    assert unknown.returncode == 1 and unknown.stderr.startswith("error: Unknown backend 'no_such_backend'")
+    assert unknown.stderr.count("\n") == 1  # one line, no traceback
     down = subprocess.run([sys.executable, "-m", "qruntime", "jobs", "--url", "http://127.0.0.1:9"],
                           capture_output=True, text=True, timeout=120)
     assert down.returncode == 1

@@ -74,6 +74,9 @@ def test_a_non_admin_is_told_clearly_that_it_may_not(stack: Stack, tmp_path: Pat
     assert refused.returncode == 1
     assert "Only administrators" in refused.stderr
     assert "Traceback" not in refused.stderr
+    forged = qruntime(stack, tmp_path, "users", "list", token="qrt_forged")
+    assert forged.returncode == 1 and forged.stderr.startswith("qruntime: The token is not valid")
+    assert forged.stderr.count("\n") == 1  # one line, no traceback
 
 
 def test_an_admin_promotes_a_user_and_the_new_role_applies_to_their_token(stack: Stack, tmp_path: Path) -> None:

@@ -99,7 +99,7 @@ def test_the_token_travels_as_a_bearer_authorization_header(recorder: str) -> No
 
 
 def test_a_malformed_account_file_is_an_account_error(account_file: Path) -> None:
-    from qruntime.client.exceptions import IBMQAccountError
+    from qruntime.exceptions import IBMQAccountError
 
     account_file.parent.mkdir(parents=True)
     account_file.write_text("[]")

@@ -13,14 +13,14 @@ import pytest
 from qiskit.providers import JobStatus
 
 from qruntime.client.decoder import ResultDecoder
-from qruntime.client.exceptions import (
+from qruntime.client.job import api_status_to_job_status
+from qruntime.client.service import RuntimeService
+from qruntime.exceptions import (
     IBMQError,
     JobTimeoutError,
     RuntimeInvalidStateError,
     RuntimeJobFailureError,
 )
-from qruntime.client.job import api_status_to_job_status
-from qruntime.client.service import RuntimeService
 from tests.harness import Stack, wait_for
 
 OPTIONS = {"backend_name": "aer_simulator"}

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from qruntime.client.exceptions import (
+from qruntime.client.service import RuntimeService
+from qruntime.exceptions import (
     IBMQInputValueError,
     IBMQNotAuthorizedError,
     QiskitRuntimeError,
     RuntimeDuplicateProgramError,
     RuntimeProgramNotFound,
 )
-from qruntime.client.service import RuntimeService
 from tests.harness import Stack
 
 MAIN = '''

@@ -7,8 +7,8 @@ import pytest
 from qiskit_ibm_runtime.json import RuntimeEncoder
 
 from qruntime.client.decoder import ResultDecoder, encode_json
-from qruntime.client.exceptions import IBMQInputValueError
 from qruntime.client.options import RuntimeOptions
+from qruntime.exceptions import IBMQInputValueError
 
 
 def test_backend_name_is_required_with_the_seeds_message() -> None:

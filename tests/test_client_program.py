@@ -8,9 +8,9 @@ import io
 import pytest
 import requests
 
-from qruntime.client.exceptions import IBMQInputValueError
 from qruntime.client.program import ParameterNamespace, RuntimeProgram
 from qruntime.client.service import RuntimeService
+from qruntime.exceptions import IBMQInputValueError
 from tests.harness import Stack
 
 #: The seed's own published output for its hello-world program (Qiskit-Partners/qiskit-runtime,

@@ -11,17 +11,17 @@ import pytest
 import requests
 from qiskit.providers import JobStatus
 
-from qruntime.client import service as service_module
-from qruntime.client.exceptions import (
+from qruntime.client import http as http_module
+from qruntime.client.job import RuntimeJob
+from qruntime.client.program import RuntimeProgram
+from qruntime.client.service import RuntimeService
+from qruntime.exceptions import (
     IBMQInputValueError,
     QiskitBackendNotFoundError,
     RequestsApiError,
     RuntimeJobNotFound,
     RuntimeProgramNotFound,
 )
-from qruntime.client.job import RuntimeJob
-from qruntime.client.program import RuntimeProgram
-from qruntime.client.service import RuntimeService
 from tests.harness import Stack, wait_for
 
 #: The seed README's example; only the line that obtains ``provider`` differs
@@ -89,9 +89,7 @@ def test_programs_are_cached_until_refresh_and_sliced_by_limit_and_skip(service:
 
 def test_listing_programs_walks_every_page(service: RuntimeService, stack: Stack,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from qruntime.client import service as service_module
-
-    monkeypatch.setattr(service_module, "PAGE_SIZE", 3)
+    monkeypatch.setattr(http_module, "PAGE_SIZE", 3)
     total = requests.get(f"{stack.url}/programs?limit=1000", timeout=30).json()["count"]
     assert total > 3
     assert len(service.programs(refresh=True, limit=None)) == total
@@ -171,7 +169,7 @@ def test_delete_job_removes_a_running_job(service: RuntimeService) -> None:
 
 def test_jobs_pages_through_the_listing_with_limit_skip_pending_and_program(
         service: RuntimeService, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service_module, "JOBS_PAGE_SIZE", 2)
+    monkeypatch.setattr(http_module, "PAGE_SIZE", 2)
     options = {"backend_name": "aer_simulator"}
     mine = [service.run("echo", options=options, inputs={"n": n}) for n in range(5)]
     for job in mine:

@@ -9,11 +9,16 @@ is made when no token exists yet (``qruntime up`` does it by itself).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qruntime.cli.options import connection_options
+from qruntime.cli.options import connection_options, failure_text
+from qruntime.client.vocabulary import ROLE_USER, ROLES
+
+if TYPE_CHECKING:
+    from qruntime.client.http import ApiClient
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     users_sub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     add = users_sub.add_parser("add", help="add a user and print a first token for them", parents=[common])
     add.add_argument("name")
-    add.add_argument("--role", choices=("admin", "developer", "user"), default="user")
+    add.add_argument("--role", choices=ROLES, default=ROLE_USER)
     _common(add)
     add.set_defaults(handler=cmd_users_add)
     listing = users_sub.add_parser("list", help="list users", parents=[common])
@@ -30,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=cmd_users_list)
     role = users_sub.add_parser("set-role", help="change a user's role", parents=[common])
     role.add_argument("name")
-    role.add_argument("role", choices=("admin", "developer", "user"))
+    role.add_argument("role", choices=ROLES)
     _common(role)
     role.set_defaults(handler=cmd_users_set_role)
     remove = users_sub.add_parser("remove", help="remove a user and revoke their tokens", parents=[common])
@@ -63,20 +68,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direct", action="store_true", help="write to Redis (QRT_REDIS_URL) instead of the API")
 
 
-class _Rest:
+def _api(args: argparse.Namespace) -> ApiClient:
     """The API, with the caller's credentials."""
+    from qruntime.client.account import resolve
+    from qruntime.client.http import ApiClient
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        from qruntime.client.account import resolve
-        from qruntime.client.http import ApiClient
-
-        url, token = resolve(args.url, args.token)
-        self.api = ApiClient(url, token)
-        self.url = url
-
-    def __call__(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Any:
-        response = self.api.request(method, path, body=body, params=params)
-        return response.json() if response.content else None
+    return ApiClient(*resolve(args.url, args.token))
 
 
 def _accounts():
@@ -93,8 +90,7 @@ def _run(action) -> int:
     try:
         action()
     except Exception as exc:  # every failure is a one-line message, not a traceback
-        message = getattr(exc, "message", None) or str(exc)
-        print(f"qruntime: {message}", file=sys.stderr)
+        print(f"qruntime: {failure_text(exc)}", file=sys.stderr)
         return 1
     return 0
 
@@ -109,11 +105,11 @@ def cmd_users_add(args: argparse.Namespace) -> int:
             accounts = _accounts()
             user = accounts.add_user(args.name, args.role)
             secret, info = accounts.create_token(args.name, description="first token")
-            token = {**info.to_api(), "token": secret}
+            token = {**dataclasses.asdict(info), "token": secret}
         else:
-            rest = _Rest(args)
-            user = rest("POST", "/users", {"name": args.name, "role": args.role})
-            token = rest("POST", "/tokens", {"user": args.name, "description": "first token"})
+            api = _api(args)
+            user = api.add_user(args.name, args.role)
+            token = api.create_token(args.name, description="first token")
         _print(args, {"user": user, "token": token},
                f"Added {user['name']} ({user['role']}). Their token (shown once):\n{token['token']}")
 
@@ -122,7 +118,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 def cmd_users_list(args: argparse.Namespace) -> int:
     def action() -> None:
-        users = _accounts().list_users() if args.direct else _Rest(args)("GET", "/users")["users"]
+        users = _accounts().list_users() if args.direct else _api(args).list_users()
         _print(args, users, "\n".join(f"{u['name']:24} {u['role']:10} {u['created']}" for u in users))
 
     return _run(action)
@@ -133,7 +129,7 @@ def cmd_users_set_role(args: argparse.Namespace) -> int:
         if args.direct:
             user = _accounts().set_role(args.name, args.role)
         else:
-            user = _Rest(args)("PATCH", f"/users/{args.name}", {"role": args.role})
+            user = _api(args).set_user_role(args.name, args.role)
         _print(args, user, f"{user['name']} is now {user['role']}.")
 
     return _run(action)
@@ -144,7 +140,7 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
         if args.direct:
             _accounts().remove_user(args.name)
         else:
-            _Rest(args)("DELETE", f"/users/{args.name}")
+            _api(args).remove_user(args.name)
         _print(args, {"removed": args.name}, f"Removed {args.name}; their tokens are revoked.")
 
     return _run(action)
@@ -157,12 +153,11 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
                 raise ValueError("--direct needs --user NAME")
             secret, info = _accounts().create_token(args.user, expires_in_s=args.expires_in,
                                                      description=args.description)
-            token, url = {**info.to_api(), "token": secret}, args.url
+            token, url = {**dataclasses.asdict(info), "token": secret}, args.url
         else:
-            rest = _Rest(args)
-            body = {"user": args.user, "expires_in_s": args.expires_in, "description": args.description}
-            token = rest("POST", "/tokens", {k: v for k, v in body.items() if v not in (None, "")})
-            url = rest.url
+            api = _api(args)
+            token = api.create_token(args.user, args.expires_in, args.description)
+            url = api.url
         if args.save:
             from qruntime.client.account import save_account
 
@@ -177,9 +172,9 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
 def cmd_tokens_list(args: argparse.Namespace) -> int:
     def action() -> None:
         if args.direct:
-            tokens = [t.to_api() for t in _accounts().list_tokens(args.user)]
+            tokens = [dataclasses.asdict(t) for t in _accounts().list_tokens(args.user)]
         else:
-            tokens = _Rest(args)("GET", "/tokens", params={"user": args.user} if args.user else None)["tokens"]
+            tokens = _api(args).list_tokens(args.user)
         lines = [f"{t['id']:14} {t['user']:20} {t['created']:26} "
                  f"{'expires ' + str(int(t['expires_at'])) if t['expires_at'] else 'no expiry':20} "
                  f"{t['description']}" for t in tokens]
@@ -193,7 +188,7 @@ def cmd_tokens_revoke(args: argparse.Namespace) -> int:
         if args.direct:
             _accounts().revoke(args.token_id)
         else:
-            _Rest(args)("DELETE", f"/tokens/{args.token_id}")
+            _api(args).revoke_token(args.token_id)
         _print(args, {"revoked": args.token_id}, f"Revoked token {args.token_id}.")
 
     return _run(action)

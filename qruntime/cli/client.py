@@ -15,17 +15,21 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from qruntime.cli.options import connection_options
+from qruntime.cli.options import connection_options, failure_text, is_client_error
+from qruntime.client.vocabulary import (
+    CANCELLED,
+    COMPLETED,
+    EVENT_DONE,
+    EVENT_INTERIM,
+    EVENT_LOG,
+    FAILURE_MESSAGES,
+    FINAL_STATUSES,
+    failure_message,
+)
 
 if TYPE_CHECKING:
     from qruntime.client.http import ApiClient
 
-FINAL_STATUSES = ("COMPLETED", "FAILED", "CANCELLED", "CANCELLED - RAN TOO LONG")
-#: The seed's error_message() templates, by server status.
-FAILURE_TEMPLATES = {
-    "FAILED": "Job {} has failed:\n{}",
-    "CANCELLED - RAN TOO LONG": "Job {} ran longer than maximum execution time. Job was cancelled:\n{}",
-}
 PROGRESS_WIDTH = 20
 #: Keys of an interim result that count iterations, in the order they are looked for.
 ITERATION_KEYS = ("iteration", "iter", "step", "epoch")
@@ -101,11 +105,9 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        if type(exc).__module__ != "qruntime.client.exceptions":
+        if not is_client_error(exc):
             raise
-        status_code = getattr(exc, "status_code", 0)
-        detail = getattr(exc, "detail", "") if status_code > 0 else getattr(exc, "message", str(exc))
-        print(f"error: {detail or exc}", file=sys.stderr)
+        print(f"error: {failure_text(exc)}", file=sys.stderr)
         return 1
 
 
@@ -125,18 +127,9 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_programs(args: argparse.Namespace) -> int:
-    from qruntime.client.http import PAGE_SIZE
     from qruntime.client.program import RuntimeProgram
 
-    client = _client(args)
-    raws: list[dict[str, Any]] = []
-    while True:
-        page = client.list_programs(limit=PAGE_SIZE, offset=len(raws))
-        raws.extend(page["programs"])
-        if not page["programs"] or len(raws) >= page["count"]:
-            break
-    end = None if args.limit is None else args.skip + args.limit
-    raws = raws[args.skip:end]
+    raws = _client(args).programs(limit=args.limit, offset=args.skip)
     if args.json:
         _print_json(raws)
         return 0
@@ -219,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def follow(client: ApiClient, job_id: str, inputs: dict[str, Any], as_json: bool) -> int:
     """Print a job's interim results as they arrive, then its result; exit 1 if it failed."""
-    from qruntime.client.streaming import EVENT_DONE, EVENT_INTERIM, EVENT_LOG, EventStream
+    from qruntime.client.streaming import EventStream
 
     progress = Progress(_total_iterations(inputs))
     final_status = ""
@@ -276,7 +269,7 @@ class Progress:
 
 def _print_result(client: ApiClient, job_id: str, status: str, as_json: bool) -> int:
     finished, text = client.job_results(job_id)
-    failed = status in FAILURE_TEMPLATES
+    failed = status in FAILURE_MESSAGES
     if as_json:
         try:
             value: Any = json.loads(text)
@@ -285,30 +278,20 @@ def _print_result(client: ApiClient, job_id: str, status: str, as_json: bool) ->
         key = "error" if failed else "result"
         print(json.dumps({"event": "result", "id": job_id, "status": status, key: value}), flush=True)
     elif failed:
-        print(FAILURE_TEMPLATES[status].format(job_id, text), file=sys.stderr)
-    elif status == "CANCELLED":
+        print(failure_message(job_id, status, text), file=sys.stderr)
+    elif status == CANCELLED:
         print(f"Job {job_id} was cancelled.", file=sys.stderr)
     else:
         print(text)
-    return 0 if status == "COMPLETED" else 1
+    return 0 if status == COMPLETED else 1
 
 
 # -- jobs ----------------------------------------------------------------------------------
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from qruntime.client.http import PAGE_SIZE
-
-    client = _client(args)
-    collected: list[dict[str, Any]] = []
-    offset = args.skip
-    while args.limit is None or args.limit <= 0 or len(collected) < args.limit:
-        want = PAGE_SIZE if not args.limit or args.limit <= 0 else min(PAGE_SIZE, args.limit - len(collected))
-        page = client.list_jobs(limit=want, offset=offset, pending=args.pending, program_id=args.program)
-        collected.extend(page["jobs"])
-        offset += len(page["jobs"])
-        if not page["jobs"] or offset >= page["count"]:
-            break
+    limit = args.limit if args.limit and args.limit > 0 else None  # 0 or less: every job
+    collected = _client(args).jobs(limit, args.skip, pending=args.pending, program_id=args.program)
     if args.json:
         _print_json(collected)
         return 0
@@ -342,7 +325,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def cmd_result(args: argparse.Namespace) -> int:
-    from qruntime.client.streaming import EVENT_DONE, EventStream
+    from qruntime.client.streaming import EventStream
 
     client = _client(args)
     job = client.get_job(args.job_id)

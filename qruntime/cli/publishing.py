@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from qruntime.cli.options import connection_options
+from qruntime.cli.options import connection_options, failure_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace, action) -> int:
     try:
         data, text = action(_service(args))
     except Exception as exc:  # one line per failure, never a traceback
-        print(f"qruntime: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        print(f"qruntime: {failure_text(exc)}", file=sys.stderr)
         return 1
     print(json.dumps(data, indent=2) if args.json else text)
     return 0

@@ -60,11 +60,11 @@ def load_account() -> dict[str, str | None]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        from qruntime.client.exceptions import IBMQAccountError
+        from qruntime.exceptions import IBMQAccountError
 
         raise IBMQAccountError(f"Cannot read the saved account {path}: {exc}") from None
     if not isinstance(saved, dict):
-        from qruntime.client.exceptions import IBMQAccountError
+        from qruntime.exceptions import IBMQAccountError
 
         raise IBMQAccountError(f"The saved account {path} is not a JSON object; save it again.")
     return {"url": saved.get("url"), "token": saved.get("token")}

@@ -23,35 +23,39 @@ from qiskit.providers import JobStatus
 
 from qruntime.client.backend import RuntimeBackend
 from qruntime.client.decoder import ResultDecoder
-from qruntime.client.exceptions import (
+from qruntime.client.http import ApiClient
+from qruntime.client.streaming import EventStream
+from qruntime.client.vocabulary import (
+    CANCELLED,
+    CANCELLED_RAN_TOO_LONG,
+    COMPLETED,
+    EVENT_DONE,
+    EVENT_INTERIM,
+    EVENT_STATUS,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    failure_message,
+)
+from qruntime.exceptions import (
     IBMQError,
     JobTimeoutError,
-    QiskitRuntimeError,
-    RequestsApiError,
     RuntimeInvalidStateError,
     RuntimeJobFailureError,
     RuntimeJobNotFound,
-    prefixed,
 )
-from qruntime.client.http import ApiClient
-from qruntime.client.streaming import EVENT_DONE, EVENT_INTERIM, EVENT_STATUS, EventStream
 
 logger = logging.getLogger(__name__)
 
 JOB_FINAL_STATES = (JobStatus.DONE, JobStatus.CANCELLED, JobStatus.ERROR)
-#: Server status → qiskit JobStatus (the seed's mapping; both cancellations by time are errors).
+#: Server status → qiskit JobStatus (the seed's mapping; running too long is an error).
 API_TO_JOB_STATUS = {
-    "QUEUED": JobStatus.QUEUED,
-    "RUNNING": JobStatus.RUNNING,
-    "COMPLETED": JobStatus.DONE,
-    "FAILED": JobStatus.ERROR,
-    "CANCELLED": JobStatus.CANCELLED,
-    "CANCELLED - RAN TOO LONG": JobStatus.ERROR,
-}
-#: error_message() templates, filled with the job id and the job's result text.
-API_TO_JOB_ERROR_MESSAGE = {
-    "FAILED": "Job {} has failed:\n{}",
-    "CANCELLED - RAN TOO LONG": "Job {} ran longer than maximum execution time. Job was cancelled:\n{}",
+    QUEUED: JobStatus.QUEUED,
+    RUNNING: JobStatus.RUNNING,
+    COMPLETED: JobStatus.DONE,
+    FAILED: JobStatus.ERROR,
+    CANCELLED: JobStatus.CANCELLED,
+    CANCELLED_RAN_TOO_LONG: JobStatus.ERROR,
 }
 #: How long cancel_result_streaming() waits for the streaming thread to stop.
 STREAM_JOIN_S = 10.0
@@ -195,17 +199,11 @@ class RuntimeJob:
             return None
         if self._error_message is None:
             _, text = self._api.job_results(self._job_id)
-            template = API_TO_JOB_ERROR_MESSAGE.get(self._api_status or "", "Job {} has failed:\n{}")
-            self._error_message = template.format(self._job_id, text)
+            self._error_message = failure_message(self._job_id, self._api_status or "", text)
         return self._error_message
 
     def _get(self) -> dict[str, Any]:
-        try:
-            return self._api.get_job(self._job_id)
-        except RequestsApiError as ex:
-            if ex.status_code == 404:
-                raise RuntimeJobNotFound(prefixed("Job not found: ", ex.detail)) from None
-            raise
+        return self._api.get_job(self._job_id)
 
     def _apply(self, raw: dict[str, Any]) -> None:
         with self._lock:
@@ -275,22 +273,14 @@ class RuntimeJob:
     def interim_results(self, decoder: type[ResultDecoder] | None = None) -> list[Any]:
         """Every interim result the job has published so far, oldest first, decoded."""
         chosen = decoder or self._result_decoder
-        try:
-            items = self._api.job_interim_results(self._job_id)
-        except RequestsApiError as ex:
-            if ex.status_code == 404:
-                raise RuntimeJobNotFound(prefixed("Job not found: ", ex.detail)) from None
-            raise
-        return [chosen.decode(data) for _, data in items]
+        return [chosen.decode(data) for _, data in self._api.job_interim_results(self._job_id)]
 
     def logs(self) -> str:
         """What the program printed and logged (at the job's log level) so far."""
         try:
             return self._api.job_logs(self._job_id)
-        except RequestsApiError as ex:
-            if ex.status_code == 404:
-                return ""
-            raise QiskitRuntimeError(f"Failed to get job logs: {ex.detail}") from None
+        except RuntimeJobNotFound:
+            return ""  # the seed's answer for a job without logs
 
     # -- cancel -----------------------------------------------------------------------
 
@@ -301,16 +291,11 @@ class RuntimeJob:
             RuntimeInvalidStateError: the job has already ended.
             QiskitRuntimeError: the request failed otherwise.
         """
-        try:
-            raw = self._api.cancel_job(self._job_id)
-        except RequestsApiError as ex:
-            if ex.status_code == 409:
-                raise RuntimeInvalidStateError(f"Job cannot be cancelled: {ex.detail}") from None
-            raise QiskitRuntimeError(f"Failed to cancel job: {ex.detail}") from None
+        raw = self._api.cancel_job(self._job_id)
         self.cancel_result_streaming()
         self._apply(raw)
         if self._status not in JOB_FINAL_STATES:  # 202: still stopping; it will end CANCELLED
-            self._set_status("CANCELLED")
+            self._set_status(CANCELLED)
 
     # -- streaming ----------------------------------------------------------------------
 

@@ -18,17 +18,12 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qruntime.client.exceptions import (
-    IBMQInputValueError,
-    IBMQNotAuthorizedError,
-    QiskitRuntimeError,
-    RequestsApiError,
-    RuntimeDuplicateProgramError,
-    RuntimeProgramNotFound,
-    prefixed,
-)
+from qruntime.exceptions import IBMQInputValueError
+
+if TYPE_CHECKING:
+    from qruntime.client.http import ApiClient
 
 UPLOAD_KEYS = ("name", "max_execution_time", "description", "spec", "is_public", "entry")
 UPDATE_KEYS = ("name", "max_execution_time", "description", "spec")
@@ -39,7 +34,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 class ProgramManagement:
     """Mixed into ``RuntimeService``; uses its ``_api`` and ``_programs`` cache."""
 
-    _api: Any
+    _api: ApiClient
     _programs: dict
 
     def upload_program(self, data: str | os.PathLike, metadata: dict[str, Any] | str | None = None) -> str:
@@ -70,15 +65,7 @@ class ProgramManagement:
         for optional in ("spec", "entry"):
             if fields.get(optional):
                 body[optional] = fields[optional]
-        try:
-            response = self._api.request("POST", "/programs", body=body)
-        except RequestsApiError as ex:
-            if ex.status_code == 409:
-                raise RuntimeDuplicateProgramError("Program with the same name already exists.") from None
-            if ex.status_code == 403:
-                raise IBMQNotAuthorizedError("You are not authorized to upload programs.") from None
-            raise QiskitRuntimeError(f"Failed to create program: {ex.detail}") from None
-        return response.json()["id"]
+        return self._api.upload_program(body)["id"]
 
     def update_program(
         self,
@@ -94,7 +81,8 @@ class ProgramManagement:
 
         Raises:
             RuntimeProgramNotFound: no program with that id is visible to you.
-            QiskitRuntimeError: the update failed otherwise (e.g. you do not own it).
+            IBMQNotAuthorizedError: you may not change it (not yours, or built in).
+            QiskitRuntimeError: the update failed otherwise.
         """
         if not any([data, metadata, name, description, max_execution_time, spec]):
             warnings.warn(
@@ -108,14 +96,10 @@ class ProgramManagement:
                      "spec": spec}
         fields.update({k: v for k, v in overrides.items() if v is not None})
         patch = {("cost" if k == "max_execution_time" else k): v for k, v in fields.items() if v}
-        try:
-            if data:
-                self._api.request("PUT", f"/programs/{program_id}/data", body=_encode_data(data),
-                                  headers={"Content-Type": "application/octet-stream"})
-            if patch:
-                self._api.request("PATCH", f"/programs/{program_id}", body=patch)
-        except RequestsApiError as ex:
-            raise _program_error(ex, "Failed to update program: ") from None
+        if data:
+            self._api.update_program_data(program_id, _encode_data(data))
+        if patch:
+            self._api.update_program(program_id, patch)
         if program_id in self._programs:
             self._programs[program_id]._refresh()
 
@@ -126,10 +110,7 @@ class ProgramManagement:
             RuntimeProgramNotFound: no program with that id is visible to you.
             QiskitRuntimeError: the delete failed otherwise.
         """
-        try:
-            self._api.request("DELETE", f"/programs/{program_id}")
-        except RequestsApiError as ex:
-            raise _program_error(ex, "Failed to delete program: ") from None
+        self._api.delete_program(program_id)
         self._programs.pop(program_id, None)
 
     def set_program_visibility(self, program_id: str, public: bool) -> None:
@@ -139,25 +120,13 @@ class ProgramManagement:
             RuntimeProgramNotFound: no program with that id is visible to you.
             QiskitRuntimeError: the change failed otherwise.
         """
-        try:
-            self._api.request("PUT", f"/programs/{program_id}/{'public' if public else 'private'}")
-        except RequestsApiError as ex:
-            raise _program_error(ex, "Failed to set program visibility: ") from None
+        self._api.set_program_visibility(program_id, public)
         if program_id in self._programs:
             self._programs[program_id]._is_public = public
 
     def program_versions(self, program_id: str) -> list[dict[str, Any]]:
         """Every version of a program, oldest first (run one with ``options={"version": ...}``)."""
-        try:
-            return self._api.request("GET", f"/programs/{program_id}/versions").json()["versions"]
-        except RequestsApiError as ex:
-            raise _program_error(ex, "Failed to get program versions: ") from None
-
-
-def _program_error(ex: RequestsApiError, prefix: str) -> QiskitRuntimeError:
-    if ex.status_code == 404:
-        return RuntimeProgramNotFound(prefixed("Program not found: ", ex.detail))
-    return QiskitRuntimeError(prefix + ex.detail)
+        return self._api.program_versions(program_id)
 
 
 def _read_metadata(metadata: dict[str, Any] | str | None, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import re
 
-from qruntime.client.exceptions import IBMQInputValueError
+from qruntime.exceptions import IBMQInputValueError
 
 #: The seed's image reference format, ``name:tag``.
 IMAGE_PATTERN = re.compile(r"[a-zA-Z0-9]+([/.\-_][a-zA-Z0-9]+)*:[a-zA-Z0-9]+([.\-_][a-zA-Z0-9]+)*$")

@@ -157,7 +157,7 @@ class RuntimeProgram:
         if not self._data:
             self._refresh()
             if not self._data:
-                from qruntime.client.exceptions import IBMQNotAuthorizedError
+                from qruntime.exceptions import IBMQNotAuthorizedError
 
                 raise IBMQNotAuthorizedError("Only program authors are authorized to retrieve program data")
         return self._data
@@ -216,7 +216,7 @@ class ParameterNamespace(SimpleNamespace):
         required = self._metadata.get("required", [])
         for name in self._properties:
             if getattr(self, name, None) is None and name in required:
-                from qruntime.client.exceptions import IBMQInputValueError
+                from qruntime.exceptions import IBMQInputValueError
 
                 raise IBMQInputValueError(f"Param ({name}) missing required value!")
 

@@ -20,26 +20,19 @@ from typing import Any
 from qruntime.client import account
 from qruntime.client.backend import RuntimeBackend
 from qruntime.client.decoder import ResultDecoder, encode_json
-from qruntime.client.exceptions import (
-    QiskitBackendNotFoundError,
-    QiskitRuntimeError,
-    RequestsApiError,
-    RuntimeJobNotFound,
-    RuntimeProgramNotFound,
-    prefixed,
-)
-from qruntime.client.http import PAGE_SIZE, ApiClient
+from qruntime.client.http import ApiClient
 from qruntime.client.job import Callback, RuntimeJob
 from qruntime.client.management import ProgramManagement
 from qruntime.client.options import RuntimeOptions
 from qruntime.client.program import ParameterNamespace, RuntimeProgram
-
-#: Page size of jobs() when no limit is given (the seed's).
-JOBS_PAGE_SIZE = 20
+from qruntime.exceptions import QiskitBackendNotFoundError
 
 
 class RuntimeService(ProgramManagement):
     """Run programs on a qruntime server and manage their jobs and programs.
+
+    Any method that talks to the server raises ``IBMQNotAuthorizedError`` when the
+    token is missing or invalid (HTTP 401) or its role may not do what was asked (403).
 
     Args:
         url: the API's base URL; default ``QRT_URL``, then the saved account,
@@ -104,16 +97,8 @@ class RuntimeService(ProgramManagement):
             skip: how many to skip first.
         """
         if refresh or not self._programs_complete:
-            fetched: dict[str, RuntimeProgram] = {}
-            offset = 0
-            while True:
-                page = self._api.list_programs(limit=PAGE_SIZE, offset=offset)
-                for raw in page["programs"]:
-                    fetched[raw["id"]] = RuntimeProgram.from_api(raw, self._api.get_program)
-                offset += len(page["programs"])
-                if not page["programs"] or offset >= page["count"]:
-                    break
-            self._programs = fetched
+            self._programs = {raw["id"]: RuntimeProgram.from_api(raw, self._api.get_program)
+                              for raw in self._api.programs()}
             self._programs_complete = True
         skip = skip or 0
         end = None if limit is None else skip + limit
@@ -127,12 +112,7 @@ class RuntimeService(ProgramManagement):
             QiskitRuntimeError: the request failed otherwise.
         """
         if refresh or program_id not in self._programs:
-            try:
-                raw = self._api.get_program(program_id)
-            except RequestsApiError as ex:
-                if ex.status_code == 404:
-                    raise RuntimeProgramNotFound(prefixed("Program not found: ", ex.detail)) from None
-                raise QiskitRuntimeError(f"Failed to get program: {ex.detail}") from None
+            raw = self._api.get_program(program_id)
             self._programs[program_id] = RuntimeProgram.from_api(raw, self._api.get_program)
         return self._programs[program_id]
 
@@ -175,12 +155,7 @@ class RuntimeService(ProgramManagement):
             body["version"] = str(options.version)
         if options.max_execution_time:
             body["max_execution_time"] = options.max_execution_time
-        try:
-            raw = self._api.submit_job(encode_json(body))
-        except RequestsApiError as ex:
-            if ex.status_code == 400 and ex.errors is None and "Unknown backend" in ex.detail:
-                raise QiskitBackendNotFoundError(ex.detail) from None
-            raise
+        raw = self._api.submit_job(encode_json(body))
         return RuntimeJob(self._api, raw["id"], program_id, backend_name=raw.get("backend", ""),
                           params=inputs, creation_date=raw.get("created"), user_callback=callback,
                           result_decoder=result_decoder, image=options.image or "",
@@ -195,13 +170,7 @@ class RuntimeService(ProgramManagement):
             RuntimeJobNotFound: no job with that id is visible.
             QiskitRuntimeError: the request failed otherwise.
         """
-        try:
-            raw = self._api.get_job(job_id)
-        except RequestsApiError as ex:
-            if ex.status_code == 404:
-                raise RuntimeJobNotFound(prefixed("Job not found: ", ex.detail)) from None
-            raise QiskitRuntimeError(f"Failed to get job: {ex.detail}") from None
-        return RuntimeJob.from_api(self._api, raw)
+        return RuntimeJob.from_api(self._api, self._api.get_job(job_id))
 
     def jobs(self, limit: int | None = 10, skip: int = 0, pending: bool | None = None,
              program_id: str | None = None) -> list[RuntimeJob]:
@@ -213,19 +182,8 @@ class RuntimeService(ProgramManagement):
             pending: True for QUEUED/RUNNING only, False for ended jobs only, None for all.
             program_id: only jobs of this program.
         """
-        collected: list[dict[str, Any]] = []
-        offset = skip or 0
-        while True:
-            page_size = JOBS_PAGE_SIZE if limit is None else min(JOBS_PAGE_SIZE, limit - len(collected))
-            if page_size <= 0:
-                break
-            page = self._api.list_jobs(limit=page_size, offset=offset, pending=pending,
-                                       program_id=program_id)
-            collected.extend(page["jobs"])
-            offset += len(page["jobs"])
-            if not page["jobs"] or offset >= page["count"]:
-                break
-        return [RuntimeJob.from_api(self._api, raw) for raw in collected]
+        found = self._api.jobs(limit, skip or 0, pending=pending, program_id=program_id)
+        return [RuntimeJob.from_api(self._api, raw) for raw in found]
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job (cancelling it first if it is still running) and all it left.
@@ -234,12 +192,7 @@ class RuntimeService(ProgramManagement):
             RuntimeJobNotFound: no job with that id is visible.
             QiskitRuntimeError: the request failed otherwise.
         """
-        try:
-            self._api.delete_job(job_id)
-        except RequestsApiError as ex:
-            if ex.status_code == 404:
-                raise RuntimeJobNotFound(prefixed("Job not found: ", ex.detail)) from None
-            raise QiskitRuntimeError(f"Failed to delete job: {ex.detail}") from None
+        self._api.delete_job(job_id)
 
     # -- backends -------------------------------------------------------------------------
 

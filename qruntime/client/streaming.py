@@ -22,15 +22,12 @@ from typing import TYPE_CHECKING
 
 import requests
 
+from qruntime.client.vocabulary import EVENT_DONE
+
 if TYPE_CHECKING:
     from qruntime.client.http import ApiClient
 
 logger = logging.getLogger(__name__)
-
-EVENT_INTERIM = "interim"
-EVENT_LOG = "log"
-EVENT_STATUS = "status"
-EVENT_DONE = "done"
 
 #: A read that sees nothing (not even a keep-alive comment) for this long means the
 #: connection is dead; it is dropped and resumed.
@@ -126,8 +123,10 @@ class EventStream:
         after: the last event id already seen; 0 replays the job's whole log.
         reconnect_window_s: how long the API may stay unreachable before giving up.
 
-    Iteration raises :class:`~qruntime.client.exceptions.StreamingError` when the
-    stream cannot be re-established, and simply ends after ``done`` or :meth:`close`.
+    Iteration raises :class:`~qruntime.exceptions.StreamingError` when the
+    stream cannot be re-established (``RuntimeJobNotFound`` or
+    ``IBMQNotAuthorizedError`` when the job is gone or the token may not see it),
+    and simply ends after ``done`` or :meth:`close`.
     """
 
     def __init__(self, client: ApiClient, job_id: str, after: int = 0, *,
@@ -158,8 +157,6 @@ class EventStream:
             _interrupt(response)
 
     def __iter__(self) -> Iterator[ServerEvent]:
-        from qruntime.client.exceptions import RequestsApiError, StreamingError
-
         failures = 0
         empty_connections = 0
         down_since: float | None = None
@@ -167,8 +164,13 @@ class EventStream:
             try:
                 response = self.client.open_stream(self.job_id, self.last_event_id, self._session,
                                                    self._read_timeout_s)
-            except RequestsApiError as exc:
-                if 400 <= exc.status_code < 500:
+            except Exception as exc:
+                # http.py raised it, so qruntime.exceptions (and qiskit) is loaded already.
+                from qruntime.exceptions import RequestsApiError, StreamingError
+
+                if not isinstance(exc, RequestsApiError):
+                    raise  # the seed's classes: the job is gone, or the token may not see it
+                if not exc.retryable:
                     raise StreamingError(f"Cannot stream job {self.job_id}: {exc.detail}") from None
                 down_since = down_since or time.monotonic()
                 if time.monotonic() - down_since > self._reconnect_window_s:
