@@ -58,6 +58,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def enqueue(sender: TaskSender, job_id: str, queue: str) -> None:
-    """Send job ``job_id`` to ``queue``; raises whatever the broker raises if it is unreachable."""
-    sender.send_task(TASK_RUN_JOB, args=[job_id], queue=queue)
+def task_label(program_id: str, backend: str) -> str:
+    """The name Flower and worker logs show for a job's task: its program and backend at a glance.
+
+    Celery sends it as the message's ``shadow`` header; workers still dispatch on
+    ``TASK_RUN_JOB``. Program ids and backend names are few, unlike job ids, so the
+    label also makes a bounded Prometheus label in Flower's ``/metrics``.
+    """
+    return f"{program_id} @ {backend}"
+
+
+def enqueue(sender: TaskSender, job_id: str, queue: str, *, label: str = "") -> None:
+    """Send job ``job_id`` to ``queue``; raises whatever the broker raises if it is unreachable.
+
+    ``label`` (see :func:`task_label`) is what monitors show instead of the task's name.
+    """
+    options = {"shadow": label} if label else {}
+    sender.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, **options)

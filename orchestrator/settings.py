@@ -96,6 +96,9 @@ class Settings:
     stream_client_queue_events: int = 10_000
     #: Bytes of live events one SSE client may have waiting before it is cut off.
     stream_client_queue_bytes: int = 16 * 1024 * 1024
+    #: Flower's login as ``user:password`` (comma-separated for several); empty: ``qruntime up
+    #: --flower`` makes one for its run. Flower reads it as FLOWER_BASIC_AUTH, never from argv.
+    flower_basic_auth: str = ""
 
     def __post_init__(self) -> None:
         """Refuse values that would silently break the service (a job run twice, a limit of -1)."""
@@ -126,6 +129,13 @@ class Settings:
             raise ConfigurationError(f"{ENV_PREFIX}AUTH={self.auth!r} must be 'on' or 'off'.")
         if self.job_network not in ("isolated", "host"):
             raise ConfigurationError(f"{ENV_PREFIX}JOB_NETWORK={self.job_network!r} must be 'isolated' or 'host'.")
+        if self.flower_basic_auth and not all(
+            user and password for user, _, password in (
+                login.partition(":") for login in self.flower_basic_auth.split(",")
+            )
+        ):  # the value is a secret: the message must not repeat it
+            raise ConfigurationError(f"{ENV_PREFIX}FLOWER_BASIC_AUTH must be user:password (several: "
+                                     "user1:pw1,user2:pw2), with neither part empty.")
 
     @property
     def data_path(self) -> Path:

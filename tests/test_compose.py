@@ -3,27 +3,34 @@
 It must parse, run Redis with AOF on a volume and a password, and start the API,
 the workers and Flower with the commands this repository actually provides, each
 with no more privilege than it needs: the worker keeps exactly the capabilities
-its job sandbox uses (docs/sandbox.md), the others none.
+its job sandbox uses (docs/sandbox.md), the others none. What it shares with
+deploy/k8s is checked by the helpers in ``tests/deploy_checks.py``; the worker's
+and Flower's healthchecks are run for real against a live worker and Flower.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+import socket
+import subprocess
 
 import yaml
 
-from orchestrator.settings import ENV_PREFIX, Settings
-from qruntime.cli import build_parser
+from tests.deploy_checks import (
+    HAND_BACK_GRACE_S,
+    ROOT,
+    WORKER_CAPABILITIES,
+    duration_s,
+    is_flower_command,
+    parse_qruntime_command,
+    redis_passwords,
+    strings,
+    unknown_env_names,
+)
+from tests.harness import Stack
 
-ROOT = Path(__file__).resolve().parent.parent
 #: The services that run the qruntime image (Redis is the only other one).
 QRUNTIME_SERVICES = ("api", "worker", "flower")
-#: What the worker's zygote needs to hand jobs their own uids, and why, is in the compose file.
-WORKER_CAPABILITIES = {"SETUID", "SETGID", "CHOWN", "KILL", "SETPCAP"}
 REDIS_URL = "redis://:${QRT_REDIS_PASSWORD}@redis:6379/0"
 #: A compose variable and nothing else, e.g. ``${QRT_REDIS_PASSWORD}`` or ``${X:?message}``.
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
@@ -37,19 +44,6 @@ def _is_variable(value: str) -> bool:
     return INTERPOLATION.fullmatch(value) is not None
 
 
-def _strings(node: Any) -> Iterator[str]:
-    """Every string in the compose file, keys and values."""
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            yield from _strings(key)
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _strings(item)
-
-
 def test_compose_runs_redis_with_append_only_file_on_a_volume() -> None:
     redis = _compose()["services"]["redis"]
     assert "--appendonly" in redis["command"] and "yes" in redis["command"]
@@ -58,12 +52,8 @@ def test_compose_runs_redis_with_append_only_file_on_a_volume() -> None:
 
 def test_compose_api_and_worker_use_real_qruntime_subcommands() -> None:
     services = _compose()["services"]
-    parser = build_parser()
     for name in ("api", "worker"):
-        command = services[name]["command"]
-        assert command[0] == "qruntime"
-        args = parser.parse_args(command[1:])
-        assert args.command == name
+        assert parse_qruntime_command(services[name]["command"]).command == name
         assert services[name]["environment"]["QRT_REDIS_URL"] == REDIS_URL
 
 
@@ -71,8 +61,7 @@ def test_compose_worker_is_scalable_and_flower_watches_the_worker_app() -> None:
     services = _compose()["services"]
     worker = services["worker"]
     assert "container_name" not in worker and "ports" not in worker  # --scale needs both absent
-    assert services["flower"]["command"][:3] == ["celery", "-A", "workers.app"]
-    assert "flower" in services["flower"]["command"]
+    assert is_flower_command(services["flower"]["command"])
 
 
 def test_dockerfile_copies_every_package_the_services_import() -> None:
@@ -98,8 +87,8 @@ def test_every_qruntime_service_connects_to_redis_with_the_password() -> None:
 
 def test_no_service_holds_a_literal_secret() -> None:
     compose = _compose()
-    for text in _strings(compose):
-        for password in re.findall(r"redis://[^:@/]*:([^@]*)@", text):
+    for text in strings(compose):
+        for password in redis_passwords(text):
             assert _is_variable(password), text
         if text.startswith("--basic-auth="):
             assert _is_variable(text.removeprefix("--basic-auth=")), text
@@ -124,18 +113,16 @@ def test_every_variable_compose_reads_is_documented_in_env_example_without_a_val
 
 
 def test_compose_sets_only_settings_that_qruntime_reads() -> None:
-    known = {ENV_PREFIX + field.name.upper() for field in dataclasses.fields(Settings)}
-    for name in QRUNTIME_SERVICES:
-        environment = _compose()["services"][name]["environment"]
-        assert set(environment) <= known, name  # a misspelt QRT_ variable is silently ignored
+    for name, service in _compose()["services"].items():
+        # a misspelt QRT_ variable would be silently ignored
+        assert not unknown_env_names(list(service.get("environment", {}))), name
 
 
 def test_worker_drops_every_capability_and_adds_back_only_what_its_sandbox_needs() -> None:
     worker = _compose()["services"]["worker"]
     assert worker["user"] == "0:0"
     assert worker["cap_drop"] == ["ALL"]
-    assert set(worker["cap_add"]) == WORKER_CAPABILITIES
-    assert len(worker["cap_add"]) == len(WORKER_CAPABILITIES)
+    assert sorted(worker["cap_add"]) == sorted(WORKER_CAPABILITIES)  # each once, none more
     assert "SYS_ADMIN" not in worker["cap_add"]
 
 
@@ -174,7 +161,7 @@ def test_worker_has_sized_scratch_a_data_volume_and_host_wide_uid_leases() -> No
     assert leases["driver_opts"]["type"] == "tmpfs"
     assert "name" in leases  # not prefixed by the project: shared by every replica and project
     assert worker["pids_limit"] > 0 and worker["mem_limit"]
-    assert worker["stop_grace_period"]
+    assert duration_s(worker["stop_grace_period"]) >= HAND_BACK_GRACE_S + 15  # the grace, then Celery's own stop
 
 
 def test_api_and_flower_run_as_the_user_the_dockerfile_creates() -> None:
@@ -193,10 +180,11 @@ def test_every_qruntime_service_builds_the_image_it_runs() -> None:
         assert services[name]["image"] == services["api"]["image"], name
 
 
-def test_flower_requires_a_login_for_its_pages_and_its_api() -> None:
+def test_flower_requires_a_login_for_its_pages_and_its_api_that_is_not_in_its_argv() -> None:
     services = _compose()["services"]
-    command = services["flower"]["command"]
-    assert any(arg.startswith("--basic-auth=${QRT_FLOWER_BASIC_AUTH:?") for arg in command)
+    login = services["flower"]["environment"]["FLOWER_BASIC_AUTH"]
+    assert login.startswith("${QRT_FLOWER_BASIC_AUTH:?") and _is_variable(login)  # refuses to start without one
+    assert not any("basic-auth" in arg or "QRT_FLOWER_BASIC_AUTH" in arg for arg in services["flower"]["command"])
     for name, service in services.items():
         assert "FLOWER_UNAUTHENTICATED_API" not in service.get("environment", {}), name
 
@@ -213,3 +201,43 @@ def test_dockerfile_installs_libseccomp_and_checks_pyseccomp_loads_it() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "apt-get install -y --no-install-recommends libseccomp2" in dockerfile
     assert 'python -c "import pyseccomp"' in dockerfile
+
+
+def test_every_qruntime_service_has_a_healthcheck_with_a_start_period() -> None:
+    services = _compose()["services"]
+    for name in QRUNTIME_SERVICES:
+        healthcheck = services[name]["healthcheck"]
+        assert healthcheck["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert duration_s(healthcheck["timeout"]) < duration_s(healthcheck["interval"]), name
+        assert duration_s(healthcheck["start_period"]) > 0, name
+
+
+def test_worker_healthcheck_pings_the_node_name_its_command_gives_it() -> None:
+    worker = _compose()["services"]["worker"]
+    assert parse_qruntime_command(worker["command"]).name == "qruntime@%h"  # Celery's %h: the hostname
+    assert worker["healthcheck"]["test"][0] == "CMD-SHELL"
+    assert '-d "qruntime@$$HOSTNAME"' in worker["healthcheck"]["test"][1]  # $$: the container's, not compose's
+
+
+def test_flower_healthcheck_asks_its_public_healthcheck_page_on_its_port() -> None:
+    flower = _compose()["services"]["flower"]
+    port = next(arg.split("=", 1)[1] for arg in flower["command"] if arg.startswith("--port="))
+    assert flower["healthcheck"]["test"][:3] == ["CMD", "python", "-c"]  # python:3.11-slim has no curl
+    assert f"http://127.0.0.1:{port}/healthcheck" in flower["healthcheck"]["test"][3]
+
+
+def test_worker_healthcheck_passes_for_a_live_worker_and_fails_for_a_missing_one() -> None:
+    test = _compose()["services"]["worker"]["healthcheck"]["test"][1].replace("$$", "$")
+    hostname = socket.gethostname()
+    stack = Stack()
+    try:
+        stack.start_worker(concurrency=1, backends="ibmq_armonk", name=f"qruntime@{hostname}")
+        env = {**stack.env, "HOSTNAME": hostname}
+        live = subprocess.run(["sh", "-c", test], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert live.returncode == 0, live.stdout + live.stderr
+        gone = subprocess.run(["sh", "-c", test.replace("--timeout 10", "--timeout 1")],
+                              env={**env, "HOSTNAME": "no-such-host"}, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert gone.returncode != 0
+    finally:
+        stack.stop()

@@ -14,7 +14,7 @@ import threading
 from celery import Celery
 
 from orchestrator.backends import find_backend
-from orchestrator.dispatch import enqueue
+from orchestrator.dispatch import enqueue, task_label
 from orchestrator.keys import Keys
 from orchestrator.reaping import reap_orphans
 from orchestrator.redisconn import connect
@@ -60,4 +60,4 @@ class Reaper(threading.Thread):
             self._stopped.wait(self.settings.reaper_interval_s)
 
     def _requeue(self, job: Job) -> None:
-        enqueue(self.app, job.id, find_backend(job.backend).queue)
+        enqueue(self.app, job.id, find_backend(job.backend).queue, label=task_label(job.program_id, job.backend))

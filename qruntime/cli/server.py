@@ -106,6 +106,29 @@ def flower_command(host: str, port: int) -> list[str]:
             f"--address={host}", f"--port={port}"]
 
 
+def _take_flower_login(env: dict[str, str]) -> tuple[str, str]:
+    """Flower's login (QRT_FLOWER_BASIC_AUTH, else one made for this run) and how to tell it.
+
+    It is taken out of ``env``: the other processes of ``up`` do not get it. Flower reads
+    it as FLOWER_BASIC_AUTH, so it is never in an argv that ``ps`` shows other users.
+
+    Raises:
+        RuntimeError: the setting is not ``user:password[,user:password...]``.
+    """
+    from orchestrator.errors import ConfigurationError
+    from orchestrator.settings import Settings
+
+    login = env.pop("QRT_FLOWER_BASIC_AUTH", "")
+    try:
+        Settings.load({"flower_basic_auth": login}, environ={})
+    except ConfigurationError as exc:
+        raise RuntimeError(str(exc)) from None
+    if login:
+        return login, "login from QRT_FLOWER_BASIC_AUTH"
+    login = f"admin:{secrets.token_hex(16)}"
+    return login, f"login {login}, made for this run; set QRT_FLOWER_BASIC_AUTH to choose one"
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     os.execv(sys.executable, api_command(args.host, args.port, args.processes))
 
@@ -117,13 +140,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from qruntime.localredis import LocalRedis
 
+    env = dict(os.environ)
     try:
+        flower_login, flower_note = _take_flower_login(env) if args.flower else ("", "")
         lock = _lock_data_dir(Path(args.data_dir))
         _check_port_free(args.host, args.port)
     except RuntimeError as exc:
         print(f"qruntime: {exc}", file=sys.stderr, flush=True)
         return 1
-    env = dict(os.environ)
     env["QRT_DATA_DIR"] = args.data_dir  # the workers keep their program caches there too
     redis_server = None
     if not env.get("QRT_REDIS_URL"):
@@ -148,8 +172,10 @@ def cmd_up(args: argparse.Namespace) -> int:
                                  name=f"qruntime-{os.getpid()}-{index}@%h")
             children.append(subprocess.Popen(cmd, env=env, start_new_session=True))
         if args.flower:
-            children.append(subprocess.Popen(flower_command(args.host, args.flower), env=env, start_new_session=True))
-            print(f"qruntime: Flower at http://{args.host}:{args.flower}", flush=True)
+            children.append(subprocess.Popen(flower_command(args.host, args.flower),
+                                             env={**env, "FLOWER_BASIC_AUTH": flower_login},
+                                             start_new_session=True))
+            print(f"qruntime: Flower at http://{args.host}:{args.flower} ({flower_note})", flush=True)
         children.append(subprocess.Popen(api_command(args.host, args.port), env=env, start_new_session=True))
         url = f"http://{args.host}:{args.port}"
         _bootstrap_admin(env, url)
