@@ -96,6 +96,15 @@ class LocalRedis:
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {START_TIMEOUT_S} s")
 
+    @property
+    def exited(self) -> bool:
+        """Whether the server was started and has since exited."""
+        return self._process is not None and self._process.poll() is not None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode if self._process is not None else None
+
     def _answers(self) -> bool:
         hello = (f"AUTH {self.password}\r\n" if self.password else "") + "PING\r\n"
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:

@@ -32,15 +32,32 @@ def test_saved_account_is_used_when_nothing_else_is_given(account_file: Path) ->
     assert account.resolve() == ("http://saved.example:8000", "saved-token")
 
 
-def test_saving_again_keeps_the_old_account_unless_overwrite(account_file: Path) -> None:
+def test_accounts_are_saved_per_url_and_the_last_saved_is_the_default(account_file: Path) -> None:
     RuntimeService.save_account("http://one.example", "one")
-    with pytest.warns(UserWarning, match="overwrite=True"):
-        RuntimeService.save_account("http://two.example", "two")
-    assert RuntimeService.saved_account() == {"url": "http://one.example", "token": "one"}
-    RuntimeService.save_account("http://two.example", "two", overwrite=True)
+    RuntimeService.save_account("http://two.example/", "two")
     assert RuntimeService.saved_account() == {"url": "http://two.example", "token": "two"}
+    assert RuntimeService.saved_account("http://one.example") == {"url": "http://one.example", "token": "one"}
+    assert account.resolve("http://one.example") == ("http://one.example", "one")
+    assert account.resolve() == ("http://two.example", "two")
+    assert {(a["url"], a["default"]) for a in RuntimeService.saved_accounts()} == {
+        ("http://one.example", False), ("http://two.example", True)}
+    with pytest.warns(UserWarning, match="overwrite=True"):
+        RuntimeService.save_account("http://one.example", "changed")
+    assert RuntimeService.saved_account("http://one.example")["token"] == "one"
+    RuntimeService.save_account("http://one.example", "changed", overwrite=True)
+    assert account.resolve() == ("http://one.example", "changed")
+    assert RuntimeService.delete_account("http://one.example")
+    assert account.resolve() == ("http://two.example", "two")
     assert RuntimeService.delete_account()
     assert RuntimeService.saved_account() == {}
+
+
+def test_an_account_file_of_the_first_format_is_read_as_one_account(account_file: Path) -> None:
+    account_file.parent.mkdir(parents=True)
+    account_file.write_text('{"url": "http://old.example:8000/", "token": "old-token"}')
+    assert account.resolve() == ("http://old.example:8000", "old-token")
+    RuntimeService.save_account("http://new.example", "new-token")
+    assert account.resolve("http://old.example:8000") == ("http://old.example:8000", "old-token")
 
 
 def test_environment_beats_the_saved_account_and_arguments_beat_both(
@@ -55,7 +72,7 @@ def test_environment_beats_the_saved_account_and_arguments_beat_both(
 def test_a_saved_token_is_never_sent_to_another_server(account_file: Path) -> None:
     RuntimeService.save_account("http://saved.example", "saved-token")
     assert account.resolve("http://other.example") == ("http://other.example", None)
-    assert account.resolve("http://saved.example/") == ("http://saved.example/", "saved-token")
+    assert account.resolve("http://saved.example/") == ("http://saved.example", "saved-token")
 
 
 def test_without_any_configuration_the_local_default_is_used(account_file: Path) -> None:
@@ -103,7 +120,7 @@ def test_a_malformed_account_file_is_an_account_error(account_file: Path) -> Non
 
     account_file.parent.mkdir(parents=True)
     account_file.write_text("[]")
-    with pytest.raises(IBMQAccountError, match="not a JSON object"):
+    with pytest.raises(IBMQAccountError, match="not a qruntime account file"):
         RuntimeService()
     account_file.write_text("{not json")
     with pytest.raises(IBMQAccountError, match="Cannot read the saved account"):

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from qruntime import __version__
-from qruntime.cli import admin, client, publishing, server
+from qruntime.cli import admin, client, login, publishing, server
 
 #: Modules that add subcommands: each has ``register(subparsers)``.
-COMMAND_MODULES = [server, client, publishing, admin]
+COMMAND_MODULES = [server, client, publishing, admin, login]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from qruntime.cli import up_state
 from qruntime.cli.options import connection_options, failure_text
 from qruntime.client.vocabulary import ROLE_USER, ROLES
 
@@ -65,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--direct", action="store_true", help="write to Redis (QRT_REDIS_URL) instead of the API")
+    parser.add_argument("--direct", action="store_true",
+                        help="write to Redis instead of the API (QRT_REDIS_URL, else a running qruntime up's)")
 
 
 def _api(args: argparse.Namespace) -> ApiClient:
@@ -82,7 +85,17 @@ def _accounts():
     from orchestrator.redisconn import connect
     from orchestrator.settings import Settings
 
-    settings = Settings.load()
+    overrides = {}
+    if not os.environ.get("QRT_REDIS_URL"):
+        # The embedded Redis of a running `qruntime up` has a random port and password; its
+        # state file (readable by this user only) says where.
+        state = up_state.running(up_state.default_data_dir())
+        if state is None or not state.get("redis_url"):
+            raise RuntimeError("--direct needs the store: set QRT_REDIS_URL, or run this beside a running "
+                               f"`qruntime up` (none runs on {up_state.default_data_dir()}; QRT_DATA_DIR names "
+                               "another data directory)")
+        overrides["redis_url"] = state["redis_url"]
+    settings = Settings.load(overrides)
     return Accounts(connect(settings), Keys(settings.namespace))
 
 
@@ -153,7 +166,8 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
                 raise ValueError("--direct needs --user NAME")
             secret, info = _accounts().create_token(args.user, expires_in_s=args.expires_in,
                                                      description=args.description)
-            token, url = {**dataclasses.asdict(info), "token": secret}, args.url
+            state = up_state.running(up_state.default_data_dir()) or {}
+            token, url = {**dataclasses.asdict(info), "token": secret}, args.url or state.get("url")
         else:
             api = _api(args)
             token = api.create_token(args.user, args.expires_in, args.description)

@@ -1,29 +1,41 @@
-"""Server commands: ``qruntime up``, ``qruntime api``, ``qruntime worker``.
+"""Server commands: ``qruntime up|status|down``, ``qruntime api``, ``qruntime worker``.
 
 ``up`` runs the whole stack on one machine (API under gunicorn+gevent, Celery
-worker(s), and an embedded Redis when ``QRT_REDIS_URL`` is unset) and stops all
-of it on Ctrl-C or SIGTERM. ``api`` and ``worker`` run one part each, for
+worker(s), and an embedded Redis when ``QRT_REDIS_URL`` is unset) as the
+laptop's process manager: a part that exits is restarted (and says so), unless
+it keeps crashing; Ctrl-C, SIGTERM or ``qruntime down`` stop all of it.
+``status`` and ``down`` find the running ``up`` through its data directory
+(:mod:`qruntime.cli.up_state`). ``api`` and ``worker`` run one part each, for
 operators who place them on different hosts.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+from qruntime.cli import up_state
 
 #: How long ``up`` waits for the API to answer /health and a worker to announce itself.
 UP_TIMEOUT_S = 120.0
 #: How long children get to stop after SIGTERM before they are killed.
 STOP_GRACE_S = 15.0
-#: In the data directory: held (flock) by the running `qruntime up`, holding its pid.
-UP_LOCK_FILE = "up.lock"
+#: ``up`` restarts a process that exits, unless it exited this many times within the window.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+SUPERVISE_INTERVAL_S = 0.5
+#: How much longer than the children's grace ``qruntime down`` waits for ``up`` to stop.
+DOWN_MARGIN_S = 15.0
 DEFAULT_PORT = 8000
 #: Concurrent SSE streams one gevent API process holds.
 GEVENT_CONNECTIONS = 2000
@@ -38,9 +50,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--backends", default="", help="comma-separated backends the workers serve (default: all)")
     up.add_argument("--flower", type=int, default=0, metavar="PORT",
                     help="also run Flower, Celery's monitor, on this port (needs: pip install flower)")
-    up.add_argument("--data-dir", default=os.environ.get("QRT_DATA_DIR", str(Path.home() / ".qruntime")),
-                    help="where the embedded Redis keeps its data (default ~/.qruntime)")
+    up.add_argument("--data-dir", default=str(up_state.default_data_dir()),
+                    help="where the embedded Redis keeps its data (default $QRT_DATA_DIR, else ~/.qruntime)")
     up.set_defaults(handler=cmd_up)
+
+    status = subparsers.add_parser("status", help="is a qruntime up running here, where, and is it healthy")
+    status.add_argument("--data-dir", default=str(up_state.default_data_dir()),
+                        help="the data directory of the up to look at (default $QRT_DATA_DIR, else ~/.qruntime)")
+    status.add_argument("--json", action="store_true", help="print the state as JSON")
+    status.set_defaults(handler=cmd_status)
+
+    down = subparsers.add_parser("down", help="stop the qruntime up running here (as Ctrl-C in its terminal)")
+    down.add_argument("--data-dir", default=str(up_state.default_data_dir()),
+                      help="the data directory of the up to stop (default $QRT_DATA_DIR, else ~/.qruntime)")
+    down.set_defaults(handler=cmd_down)
 
     api = subparsers.add_parser("api", help="run the REST API (gunicorn + gevent)")
     api.add_argument("--host", default=os.environ.get("QRT_HOST", "127.0.0.1"))
@@ -140,85 +163,168 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from qruntime.localredis import LocalRedis
 
+    data_dir = Path(args.data_dir).expanduser()
     env = dict(os.environ)
     try:
         flower_login, flower_note = _take_flower_login(env) if args.flower else ("", "")
-        lock = _lock_data_dir(Path(args.data_dir))
+        lock = up_state.take_lock(data_dir)
         _check_port_free(args.host, args.port)
     except RuntimeError as exc:
         print(f"qruntime: {exc}", file=sys.stderr, flush=True)
         return 1
-    env["QRT_DATA_DIR"] = args.data_dir  # the workers keep their program caches there too
+    env["QRT_DATA_DIR"] = str(data_dir)  # the workers keep their program caches there too
+    url = f"http://{args.host}:{args.port}"
     redis_server = None
     if not env.get("QRT_REDIS_URL"):
         # A fresh password each start: other local users cannot reach the store, and only
         # qruntime's own processes (never a program) have it, in their environment.
-        redis_server = LocalRedis(data_dir=Path(args.data_dir) / "redis", prefer_bundled=True,
+        redis_server = LocalRedis(data_dir=data_dir / "redis", prefer_bundled=True,
                                   password=secrets.token_hex(24)).start()
         env["QRT_REDIS_URL"] = redis_server.url
-        print(f"qruntime: embedded Redis at {redis_server.address} (data in {args.data_dir}/redis)", flush=True)
-    children: list[subprocess.Popen] = []
+        print(f"qruntime: embedded Redis at {redis_server.address} (data in {data_dir}/redis)", flush=True)
+    children = [
+        *(Managed(f"worker {index}", worker_command(args.backends, concurrency=args.concurrency,
+                                                     name=f"qruntime-{os.getpid()}-{index}@%h"), env)
+          for index in range(args.workers)),
+        *([Managed("flower", flower_command(args.host, args.flower), {**env, "FLOWER_BASIC_AUTH": flower_login})]
+          if args.flower else []),
+        Managed("api", api_command(args.host, args.port), env),
+    ]
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     stopping = False
+    code = 0
 
     def stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
 
+    def save_state() -> None:
+        up_state.write_state(data_dir, {
+            "pid": os.getpid(), "url": url, "started": started, "redis_url": env["QRT_REDIS_URL"],
+            "embedded_redis": redis_server is not None,
+            "processes": [{"name": c.name, "pid": c.process.pid if c.process else None,
+                           "restarts": len(c.restarts)} for c in children],
+        })
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        for index in range(args.workers):
-            cmd = worker_command(args.backends, concurrency=args.concurrency,
-                                 name=f"qruntime-{os.getpid()}-{index}@%h")
-            children.append(subprocess.Popen(cmd, env=env, start_new_session=True))
+        for child in children:
+            child.start()
         if args.flower:
-            children.append(subprocess.Popen(flower_command(args.host, args.flower),
-                                             env={**env, "FLOWER_BASIC_AUTH": flower_login},
-                                             start_new_session=True))
             print(f"qruntime: Flower at http://{args.host}:{args.flower} ({flower_note})", flush=True)
-        children.append(subprocess.Popen(api_command(args.host, args.port), env=env, start_new_session=True))
-        url = f"http://{args.host}:{args.port}"
-        _bootstrap_admin(env, url)
-        _wait_until_up(url, args.workers, children, lambda: stopping)
+        save_state()
+        _save_admin_account(env, url)
+        _wait_until_up(url, args.workers, [c.process for c in children], lambda: stopping)
         if not stopping:
-            print(f"qruntime is up at {url} ({args.workers} worker(s)). Press Ctrl-C to stop.", flush=True)
+            print(f"qruntime is up at {url} ({args.workers} worker(s)). Press Ctrl-C (or run qruntime down) "
+                  "to stop.", flush=True)
         while not stopping:
+            if redis_server is not None and redis_server.exited:
+                print(f"qruntime: the embedded Redis exited with code {redis_server.returncode}; "
+                      "restarting it (its data is kept).", flush=True)
+                redis_server.start()
             for child in children:
-                if child.poll() is not None:
-                    print(f"qruntime: {child.args[2:5]} exited with code {child.returncode}; stopping.", flush=True)
-                    stopping = True
-            time.sleep(0.5)
+                if child.process.poll() is None:
+                    continue
+                if child.crash_looping():
+                    raise RuntimeError(f"{child.name} exited {MAX_RESTARTS} times within {RESTART_WINDOW_S:.0f} s "
+                                       f"(last exit code {child.process.returncode}); giving up")
+                print(f"qruntime: {child.name} exited with code {child.process.returncode}; restarting it.",
+                      flush=True)
+                child.start()
+                save_state()
+            time.sleep(SUPERVISE_INTERVAL_S)
     except RuntimeError as exc:
         print(f"qruntime: {exc}", file=sys.stderr, flush=True)
-        return 1
+        code = 1
     finally:
-        _stop_all(children)
+        _stop_all([c.process for c in children if c.process is not None])
         if redis_server is not None:
             redis_server.stop()
+        up_state.clear_state(data_dir)
         lock.close()
         print("qruntime: stopped.", flush=True)
+    return code
+
+
+@dataclasses.dataclass
+class Managed:
+    """One process ``up`` keeps running: restarted when it exits, unless it keeps crashing."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    restarts: list[float] = dataclasses.field(default_factory=list)
+
+    def start(self) -> None:
+        if self.process is not None:
+            self.restarts.append(time.monotonic())
+        self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+
+    def crash_looping(self) -> bool:
+        recent = [t for t in self.restarts if time.monotonic() - t < RESTART_WINDOW_S]
+        return len(recent) >= MAX_RESTARTS
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Say whether an ``up`` runs on the data directory, where, and how healthy it is."""
+    data_dir = Path(args.data_dir).expanduser()
+    state = up_state.running(data_dir)
+    if state is None:
+        print(f"qruntime up is not running (data directory {data_dir}).")
+        return 3
+    health = _health(state.get("url"))
+    if args.json:
+        public = {k: v for k, v in state.items() if k != "redis_url"}  # the URL holds Redis's password
+        print(json.dumps({**public, "health": health}, indent=2, ensure_ascii=False))
+    else:
+        print(f"qruntime up (pid {state.get('pid')}) at {state.get('url', '?')}, since {state.get('started', '?')}")
+        if health.get("status") == "ok":
+            print(f"  API ok, Redis ok, {health.get('workers', 0)} worker(s) alive")
+        else:
+            print(f"  not healthy: {health}")
+        for process in state.get("processes", []):
+            restarts = f", restarted {process['restarts']} time(s)" if process.get("restarts") else ""
+            print(f"  {process['name']}: pid {process['pid']}{restarts}")
+    return 0 if health.get("status") == "ok" else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Stop the ``up`` running on the data directory, and wait until it has stopped."""
+    data_dir = Path(args.data_dir).expanduser()
+    state = up_state.running(data_dir)
+    if state is None or not state.get("pid"):
+        print(f"qruntime up is not running (data directory {data_dir}); nothing to stop.")
+        return 0
+    pid = int(state["pid"])
+    os.kill(pid, signal.SIGTERM)
+    wait_s = STOP_GRACE_S + DOWN_MARGIN_S
+    deadline = time.monotonic() + wait_s
+    while up_state.running(data_dir) is not None:
+        if time.monotonic() > deadline:
+            print(f"qruntime: up (pid {pid}) did not stop within {wait_s:.0f} s; it may be stuck "
+                  f"(kill -9 {pid} stops it at once).", file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    print(f"qruntime: stopped the up (pid {pid}) at {state.get('url', '?')}.")
     return 0
 
 
-def _lock_data_dir(data_dir: Path):  # noqa: ANN202 - the open lock file, held until we stop
-    """Refuse a second ``qruntime up`` on the same data directory (its Redis data, its workers' caches)."""
-    import fcntl
-
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handle = open(data_dir / UP_LOCK_FILE, "a+")  # noqa: SIM115 - held for the life of this process
+def _health(url: str | None) -> dict:
+    if not url:
+        return {"status": "starting"}
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise RuntimeError(f"another qruntime up (pid {holder}) is using {data_dir}; stop it first "
-                           "(Ctrl-C in its terminal), or give this one its own --data-dir") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            return json.loads(exc.read())
+        except ValueError:
+            return {"status": f"HTTP {exc.code}"}
+    except (OSError, ValueError) as exc:
+        return {"status": "unreachable", "error": str(exc)}
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -234,13 +340,19 @@ def _check_port_free(host: str, port: int) -> None:
                                "qruntime up, has it; choose a free one with --port") from None
 
 
-def _bootstrap_admin(env: dict[str, str], url: str) -> None:
-    """On a store with no users, create ``admin`` and save its token as this machine's account."""
+def _save_admin_account(env: dict[str, str], url: str) -> None:
+    """Make sure this machine's account for ``url`` holds a token that works on this store.
+
+    On a store with no users, create ``admin`` and save its token. On one that has
+    users (an earlier ``up``, perhaps on another port), reuse a saved token that
+    this store knows, saved again under this URL; the URL becomes the default
+    service either way, since it is the one just started.
+    """
     from orchestrator.accounts import Accounts
     from orchestrator.keys import Keys
     from orchestrator.redisconn import connect
     from orchestrator.settings import Settings
-    from qruntime.client.account import account_path, save_account
+    from qruntime.client import account
 
     settings = Settings.load(environ=env)
     if settings.auth == "off":
@@ -248,15 +360,27 @@ def _bootstrap_admin(env: dict[str, str], url: str) -> None:
     client = connect(settings)
     try:
         accounts = Accounts(client, Keys(settings.namespace))
-        if accounts.has_users():
+        if not accounts.has_users():
+            accounts.add_user("admin", "admin")
+            secret, _ = accounts.create_token("admin", description="created by qruntime up")
+            account.save_account(url, secret, overwrite=True)
+            print(f"qruntime: created user 'admin'; its token is saved for {url} in {account.account_path()} "
+                  f"(the client and CLI use it). Token, shown once: {secret}", flush=True)
             return
-        accounts.add_user("admin", "admin")
-        secret, _ = accounts.create_token("admin", description="created by qruntime up")
+        candidates = [account.load_account(url), *(account.load_account(a["url"]) for a in account.saved_accounts())]
+        for saved in candidates:
+            token = saved.get("token")
+            identity = accounts.authenticate(token) if token else None
+            if identity is not None:
+                account.save_account(url, token, overwrite=True)
+                if saved["url"] != url:
+                    print(f"qruntime: the token of {identity.name} saved for {saved['url']} works here too; "
+                          f"it is now saved for {url}.", flush=True)
+                return
     finally:
         client.close()
-    save_account(url, secret, overwrite=True)
-    print(f"qruntime: created user 'admin'; its token is saved in {account_path()} "
-          f"(the client and CLI use it). Token, shown once: {secret}", flush=True)
+    print(f"qruntime: no saved token works on this store; make one beside this up with: qruntime tokens create "
+          f"--direct --user admin --save --url {url}", flush=True)
 
 
 def _wait_until_up(url: str, workers: int, children: list[subprocess.Popen], stopping) -> None:

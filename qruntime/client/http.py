@@ -100,6 +100,11 @@ class ApiClient:
 
             raise RequestsApiError(f"Cannot reach the qruntime API at {self.url}: {exc}", -1,
                                    detail=f"cannot reach {self.url}") from None
+        if response.status_code == 401 and not self.token:
+            from qruntime.client.account import no_token_message
+            from qruntime.exceptions import IBMQNotAuthorizedError
+
+            raise IBMQNotAuthorizedError(no_token_message(self.url))
         if response.status_code >= 400:
             raise _failure(method, response, resource, action)
         return response

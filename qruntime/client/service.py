@@ -45,6 +45,20 @@ class RuntimeService(ProgramManagement):
         self._api = ApiClient(self.url, token)
         self._programs: dict[str, RuntimeProgram] = {}
         self._programs_complete = False
+        if token is None:
+            self._check_no_token_is_needed()
+
+    def _check_no_token_is_needed(self) -> None:
+        """Fail now, saying how to get a token, when the service needs one (only a
+        ``QRT_AUTH=off`` service does not); an unreachable service fails at first use."""
+        from qruntime.exceptions import IBMQAccountError, IBMQNotAuthorizedError, RequestsApiError
+
+        try:
+            self._api.me()
+        except IBMQNotAuthorizedError as exc:
+            raise IBMQAccountError(str(exc)) from None
+        except RequestsApiError:
+            pass
 
     def __repr__(self) -> str:
         return f"<RuntimeService('{self.url}')>"
@@ -53,21 +67,27 @@ class RuntimeService(ProgramManagement):
 
     @staticmethod
     def save_account(url: str, token: str | None = None, overwrite: bool = False) -> None:
-        """Save ``url`` and ``token`` for later ``RuntimeService()`` calls.
+        """Save ``token`` for ``url`` and make ``url`` the default for ``RuntimeService()``.
 
-        An existing saved account is kept (with a warning) unless ``overwrite``.
+        Accounts of other URLs are kept; one already saved for ``url`` is kept (with a
+        warning) unless ``overwrite``.
         """
         account.save_account(url, token, overwrite=overwrite)
 
     @staticmethod
-    def delete_account() -> bool:
-        """Forget the saved account; True if there was one."""
-        return account.delete_account()
+    def delete_account(url: str | None = None) -> bool:
+        """Forget the account saved for ``url`` (without one: every saved account); True if there was one."""
+        return account.delete_account(url)
 
     @staticmethod
-    def saved_account() -> dict[str, str | None]:
-        """The saved ``{"url", "token"}`` (empty when none is saved)."""
-        return account.load_account()
+    def saved_account(url: str | None = None) -> dict[str, str | None]:
+        """The ``{"url", "token"}`` saved for ``url`` (default: the default account); empty if none."""
+        return account.load_account(url)
+
+    @staticmethod
+    def saved_accounts() -> list[dict]:
+        """Every saved account as ``{"url", "default", "has_token"}`` (tokens are not shown)."""
+        return account.saved_accounts()
 
     @property
     def runtime(self) -> RuntimeService:
