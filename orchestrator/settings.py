@@ -72,6 +72,9 @@ class Settings:
     max_attempts: int = 2
     #: Grace between SIGTERM and SIGKILL when a program is stopped.
     kill_grace_s: float = 2.0
+    #: How long a worker asked to stop (SIGTERM) lets its running jobs finish before it hands them
+    #: back to the queue (without using up one of their attempts) and exits.
+    shutdown_grace_s: float = 30.0
     #: How long finished jobs (record, result, events) are kept.
     job_ttl_s: int = 30 * 86400
     #: Per-job budget of events (interim results + log lines) kept in the event log.

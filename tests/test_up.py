@@ -91,6 +91,7 @@ def test_up_restarts_a_crashed_worker_answers_status_and_stops_with_down(tmp_pat
     """The laptop's process manager: a killed worker comes back, status says so, down stops it all."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QRT_")}
     env["HOME"] = str(tmp_path)
+    env["QRT_SHUTDOWN_GRACE_S"] = "1"
     log = tmp_path / "up.log"
     port = free_port()
     up = _start_up(env, log, port)
@@ -115,6 +116,12 @@ def test_up_restarts_a_crashed_worker_answers_status_and_stops_with_down(tmp_pat
         ran = _qruntime(env, "run", "hello-world", "--backend", "aer_simulator", "--input", "iterations=1",
                         "--follow", "--token", token, "--url", f"http://127.0.0.1:{port}")
         assert ran.returncode == 0 and "All done!" in ran.stdout, ran.stdout + ran.stderr
+        # A job still running when up stops is handed back to the queue, quietly.
+        url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+        long_job = requests.post(f"{url}/jobs", headers=auth, timeout=30, json={
+            "program_id": "hello-world", "backend": "aer_simulator", "params": {"iterations": 100000}}).json()["id"]
+        wait_for(lambda: requests.get(f"{url}/jobs/{long_job}", headers=auth, timeout=10).json()["status"] == "RUNNING",
+                 message="the long job to run")
         down = _qruntime(env, "down")
         assert down.returncode == 0 and f"stopped the up (pid {up.pid})" in down.stdout, down.stdout + down.stderr
         assert up.wait(timeout=30) == 0
@@ -122,7 +129,10 @@ def test_up_restarts_a_crashed_worker_answers_status_and_stops_with_down(tmp_pat
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
             up.wait()
-    assert "qruntime: stopped." in log.read_text()
+    text = log.read_text()
+    assert "qruntime: stopped." in text
+    assert f"job {long_job} handed back to the queue: worker shut down" in text
+    assert "Traceback" not in text and "WorkerLostError" not in text, text[-3000:]
     gone = _qruntime(env, "status")
     assert gone.returncode == 3 and "not running" in gone.stdout
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
 
+from orchestrator.backends import find_backend
+from orchestrator.dispatch import enqueue, task_label
 from orchestrator.settings import Settings
-from workers import context, tasks
+from orchestrator.status import JobStatus
+from workers import context, shutdown, tasks
 from workers.celery_app import TASK_RUN_JOB, make_celery
 from workers.reaper import Reaper
 
@@ -27,7 +30,26 @@ _keeper = None
 @app.task(name=TASK_RUN_JOB, bind=True)
 def run_job(self, job_id: str) -> str:
     """Run the job with this id (the message carries nothing else)."""
-    return tasks.execute(context.current(), job_id)
+    status = tasks.execute(context.current(), job_id)
+    if status == JobStatus.QUEUED.value:  # handed back by a stopping worker: another one runs it
+        job = context.current().store.get(job_id)
+        enqueue(self.app, job_id, find_backend(job.backend).queue, label=task_label(job.program_id, job.backend))
+        logger.warning("job %s handed back to the queue: %s", job_id, shutdown.REASON)
+    return status
+
+
+@worker_shutting_down.connect
+def _begin_graceful_stop(how: str = "", **_: object) -> None:
+    """Give running jobs QRT_SHUTDOWN_GRACE_S to finish; supervisors hand back what is left.
+
+    Only a warm stop (SIGTERM, a first SIGINT) waits for tasks; a cold one ends them now.
+    """
+    if how != "Warm":
+        return
+    settings = Settings.load()
+    shutdown.begin(settings)
+    logger.warning("worker stopping: running jobs get %g s to finish, then go back to the queue",
+                   settings.shutdown_grace_s)
 
 
 def _served_backends() -> list[str]:

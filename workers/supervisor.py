@@ -24,7 +24,7 @@ from orchestrator.errors import InvalidTransitionError, JobNotFoundError
 from orchestrator.events import EVENT_INTERIM, EVENT_LOG
 from orchestrator.status import JobStatus
 from orchestrator.store import Job, JobStore
-from workers import frames
+from workers import frames, shutdown
 from workers.program_cache import ProgramFiles
 from workers.sandbox import CPU_LIMIT_SLACK_S
 from workers.zygote_client import JobHandle, SandboxUnavailableError, program_dir, sealed_spec
@@ -161,6 +161,8 @@ class Supervisor:
                     self.store.heartbeat(self.job.id)
                     if self._stopping is None and self._cancel_wanted():
                         self._stop(handle, JobStatus.CANCELLED)
+                    if self._stopping is None and not self._exited and self._shutdown_due():
+                        self._stop(handle, JobStatus.QUEUED)  # handed back (workers/shutdown.py)
                 if self._stopping is None and control.get_message(timeout=0):
                     if self._cancel_wanted():
                         self._stop(handle, JobStatus.CANCELLED)
@@ -181,6 +183,11 @@ class Supervisor:
             if key.data in self._line_buffers:
                 while self._read(key.fd, key.data, selector, None):
                     pass
+
+    def _shutdown_due(self) -> bool:
+        """This worker is stopping and the job's grace is over."""
+        deadline = shutdown.deadline(self.settings)
+        return deadline is not None and time.time() >= deadline
 
     def _cancel_wanted(self) -> bool:
         """A cancel was asked for, or the job was deleted: nobody is left to want its result."""
@@ -263,6 +270,8 @@ class Supervisor:
 
     def _judge(self) -> Outcome:
         limit = self.job.max_execution_time
+        if self._stopping is JobStatus.QUEUED and not self._concluded:
+            return Outcome(JobStatus.QUEUED, None, f"requeued: {shutdown.REASON}")
         if self._stopping is JobStatus.CANCELLED_RAN_TOO_LONG:
             return Outcome(
                 JobStatus.CANCELLED_RAN_TOO_LONG,
@@ -292,6 +301,8 @@ class Supervisor:
         return Outcome(JobStatus.FAILED, text, f"program process {code}")
 
     def _record(self, outcome: Outcome) -> JobStatus:
+        if outcome.status is JobStatus.QUEUED:
+            return self._hand_back(outcome)
         if outcome.status is not JobStatus.COMPLETED and outcome.reason:
             self._log(f"qruntime: job ended {outcome.status.value}: {outcome.reason}\n", stream="qruntime", level="INFO")
         try:
@@ -306,6 +317,22 @@ class Supervisor:
             # Someone else ended it first (reaper, delete); their word stands.
             pass
         return outcome.status
+
+
+    def _hand_back(self, outcome: Outcome) -> JobStatus:
+        """QUEUED again, with the attempt count it had before this run (the caller sends the message)."""
+        self._log(f"qruntime: the worker is shutting down; the job goes back to the queue after "
+                  f"{self.settings.shutdown_grace_s:g} s of grace and will run again from the start\n",
+                  stream="qruntime", level="WARNING")
+        try:
+            self.store.transition(self.job.id, JobStatus.QUEUED, expect=[JobStatus.RUNNING], reason=outcome.reason,
+                                  fields={"attempts": str(max(self.job.attempts - 1, 0))})
+        except (InvalidTransitionError, JobNotFoundError):  # ended or deleted meanwhile: nothing to hand back
+            try:
+                return self.store.get(self.job.id).status
+            except JobNotFoundError:
+                return JobStatus.CANCELLED
+        return JobStatus.QUEUED
 
 
 def _readable(fd: int, timeout: float) -> bool:

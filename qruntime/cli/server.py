@@ -28,8 +28,9 @@ from qruntime.cli import up_state
 
 #: How long ``up`` waits for the API to answer /health and a worker to announce itself.
 UP_TIMEOUT_S = 120.0
-#: How long children get to stop after SIGTERM before they are killed.
+#: How long children get to stop after SIGTERM before they are killed (workers: see _stop_all).
 STOP_GRACE_S = 15.0
+WORKER_STOP_MARGIN_S = 10.0
 #: ``up`` restarts a process that exits, unless it exited this many times within the window.
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
@@ -184,7 +185,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"qruntime: embedded Redis at {redis_server.address} (data in {data_dir}/redis)", flush=True)
     children = [
         *(Managed(f"worker {index}", worker_command(args.backends, concurrency=args.concurrency,
-                                                     name=f"qruntime-{os.getpid()}-{index}@%h"), env)
+                                                     name=f"qruntime-{os.getpid()}-{index}@%h"), env,
+                  hands_back=True)
           for index in range(args.workers)),
         *([Managed("flower", flower_command(args.host, args.flower), {**env, "FLOWER_BASIC_AUTH": flower_login})]
           if args.flower else []),
@@ -239,7 +241,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"qruntime: {exc}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        _stop_all([c.process for c in children if c.process is not None])
+        _stop_all(children)
         if redis_server is not None:
             redis_server.stop()
         up_state.clear_state(data_dir)
@@ -255,6 +257,8 @@ class Managed:
     name: str
     command: list[str]
     env: dict[str, str]
+    #: A worker: stopped through its main process, which hands its jobs back (see _stop_all).
+    hands_back: bool = False
     process: subprocess.Popen | None = None
     restarts: list[float] = dataclasses.field(default_factory=list)
 
@@ -300,7 +304,10 @@ def cmd_down(args: argparse.Namespace) -> int:
         return 0
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
-    wait_s = STOP_GRACE_S + DOWN_MARGIN_S
+    from orchestrator.settings import Settings
+
+    settings = Settings.load()
+    wait_s = settings.shutdown_grace_s + settings.kill_grace_s + WORKER_STOP_MARGIN_S + DOWN_MARGIN_S
     deadline = time.monotonic() + wait_s
     while up_state.running(data_dir) is not None:
         if time.monotonic() > deadline:
@@ -402,15 +409,29 @@ def _wait_until_up(url: str, workers: int, children: list[subprocess.Popen], sto
         raise RuntimeError(f"the service did not come up at {url} within {UP_TIMEOUT_S:.0f} s")
 
 
-def _stop_all(children: list[subprocess.Popen]) -> None:
-    """SIGTERM every child's process group (API first), wait, then SIGKILL stragglers."""
-    for child in reversed(children):
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for child in children:
+def _stop_all(children: list[Managed]) -> None:
+    """Stop every child (API first), wait, then SIGKILL stragglers' whole process groups.
+
+    A worker gets SIGTERM in its main process only, and QRT_SHUTDOWN_GRACE_S (plus
+    the program kill grace and a margin) to let its jobs finish or hand them back to
+    the queue (workers/shutdown.py); a signal to its whole group would kill its pool
+    processes at once and lose the jobs. The others get SIGTERM as a group.
+    """
+    from orchestrator.settings import Settings
+
+    settings = Settings.load()
+    worker_wait = settings.shutdown_grace_s + settings.kill_grace_s + WORKER_STOP_MARGIN_S
+    running = [c for c in reversed(children) if c.process is not None and c.process.poll() is None]
+    for child in running:
+        if child.hands_back:
+            os.kill(child.process.pid, signal.SIGTERM)
+        else:
+            os.killpg(child.process.pid, signal.SIGTERM)
+    started = time.monotonic()
+    for child in running:
+        wait = worker_wait if child.hands_back else STOP_GRACE_S
         try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            child.process.wait(timeout=max(0.1, started + wait - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+            os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
