@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 from qruntime.cli import up_state
-from qruntime.cli.options import connection_options, failure_text
+from qruntime.cli.options import connection_options, failure_text, local_time, print_json
 from qruntime.client.vocabulary import ROLE_USER, ROLES
 
 if TYPE_CHECKING:
@@ -28,20 +27,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     users = subparsers.add_parser("users", help="manage users (admins)")
     users_sub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     add = users_sub.add_parser("add", help="add a user and print a first token for them", parents=[common])
-    add.add_argument("name")
-    add.add_argument("--role", choices=ROLES, default=ROLE_USER)
+    add.add_argument("name", help="the new user's name")
+    add.add_argument("--role", choices=ROLES, default=ROLE_USER,
+                     help=f"what they may do: {', '.join(ROLES)} (default {ROLE_USER})")
     _common(add)
     add.set_defaults(handler=cmd_users_add)
     listing = users_sub.add_parser("list", help="list users", parents=[common])
     _common(listing)
     listing.set_defaults(handler=cmd_users_list)
     role = users_sub.add_parser("set-role", help="change a user's role", parents=[common])
-    role.add_argument("name")
-    role.add_argument("role", choices=ROLES)
+    role.add_argument("name", help="the user's name")
+    role.add_argument("role", choices=ROLES, help=f"the new role: {', '.join(ROLES)}")
     _common(role)
     role.set_defaults(handler=cmd_users_set_role)
     remove = users_sub.add_parser("remove", help="remove a user and revoke their tokens", parents=[common])
-    remove.add_argument("name")
+    remove.add_argument("name", help="the user's name")
     _common(remove)
     remove.set_defaults(handler=cmd_users_remove)
 
@@ -49,19 +49,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tokens_sub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
     create = tokens_sub.add_parser("create", help="create a token (printed once)", parents=[common])
     create.add_argument("--user", default=None, help="whose token (admins only; default: yourself)")
-    create.add_argument("--expires-in", type=float, default=None, metavar="SECONDS")
-    create.add_argument("--description", default="")
+    create.add_argument("--expires-in", type=float, default=None, metavar="SECONDS",
+                        help="the token stops working after this long (default: never)")
+    create.add_argument("--description", default="",
+                        help="what the token is for, shown by tokens list (default: none)")
     create.add_argument("--save", action="store_true", help="save it as this machine's account")
     _common(create)
     create.set_defaults(handler=cmd_tokens_create)
     tlist = tokens_sub.add_parser("list", help="list tokens (ids, never secrets)", parents=[common])
-    tlist.add_argument("--user", default=None)
+    tlist.add_argument("--user", default=None, help="whose tokens (admins only; default: your own)")
     _common(tlist)
     tlist.set_defaults(handler=cmd_tokens_list)
     show = tokens_sub.add_parser("show", help="print the saved account's token (for curl: $(qruntime tokens show))")
     show.set_defaults(handler=cmd_tokens_show)
     revoke = tokens_sub.add_parser("revoke", help="revoke a token by id (stops working at once)", parents=[common])
-    revoke.add_argument("token_id")
+    revoke.add_argument("token_id", help="the token's id, as tokens list shows it")
     _common(revoke)
     revoke.set_defaults(handler=cmd_tokens_revoke)
 
@@ -109,7 +111,10 @@ def _run(action) -> int:
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else text)
+    if args.json:
+        print_json(data)
+    else:
+        print(text)
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
@@ -132,7 +137,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 def cmd_users_list(args: argparse.Namespace) -> int:
     def action() -> None:
         users = _accounts().list_users() if args.direct else _api(args).list_users()
-        _print(args, users, "\n".join(f"{u['name']:24} {u['role']:10} {u['created']}" for u in users))
+        _print(args, users, "\n".join(f"{u['name']:24} {u['role']:10} {local_time(u['created'])}" for u in users))
 
     return _run(action)
 
@@ -189,8 +194,8 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
             tokens = [dataclasses.asdict(t) for t in _accounts().list_tokens(args.user)]
         else:
             tokens = _api(args).list_tokens(args.user)
-        lines = [f"{t['id']:14} {t['user']:20} {t['created']:26} "
-                 f"{'expires ' + str(int(t['expires_at'])) if t['expires_at'] else 'no expiry':20} "
+        lines = [f"{t['id']:14} {t['user']:20} {local_time(t['created']):25} "
+                 f"{'expires ' + local_time(t['expires_at']) if t['expires_at'] else 'no expiry':33} "
                  f"{t['description']}" for t in tokens]
         _print(args, tokens, "\n".join(lines) or "No tokens.")
 

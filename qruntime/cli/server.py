@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from qruntime.cli import up_state
+from qruntime.cli.options import add_deprecated_alias
 
 #: How long ``up`` waits for the API to answer /health and a worker to announce itself.
 UP_TIMEOUT_S = 120.0
@@ -44,13 +45,16 @@ GEVENT_CONNECTIONS = 2000
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     up = subparsers.add_parser("up", help="run API, worker(s) and (if needed) Redis on this machine")
-    up.add_argument("--host", default=os.environ.get("QRT_HOST", "127.0.0.1"))
-    up.add_argument("--port", type=int, default=int(os.environ.get("QRT_PORT", DEFAULT_PORT)))
+    up.add_argument("--host", default=os.environ.get("QRT_HOST", "127.0.0.1"),
+                    help="address the API listens on (default $QRT_HOST, else 127.0.0.1: this machine only)")
+    up.add_argument("--port", type=int, default=int(os.environ.get("QRT_PORT", DEFAULT_PORT)),
+                    help=f"port the API listens on (default $QRT_PORT, else {DEFAULT_PORT})")
     up.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     up.add_argument("--concurrency", type=int, default=2, help="jobs each worker runs at once (default 2)")
     up.add_argument("--backends", default="", help="comma-separated backends the workers serve (default: all)")
     up.add_argument("--flower", type=int, default=0, metavar="PORT",
-                    help="also run Flower, Celery's monitor, on this port (needs: pip install flower)")
+                    help="also run Flower, Celery's monitor, on this port (needs: pip install flower; "
+                         "default: no Flower)")
     up.add_argument("--data-dir", default=str(up_state.default_data_dir()),
                     help="where the embedded Redis keeps its data (default $QRT_DATA_DIR, else ~/.qruntime)")
     up.set_defaults(handler=cmd_up)
@@ -67,16 +71,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     down.set_defaults(handler=cmd_down)
 
     api = subparsers.add_parser("api", help="run the REST API (gunicorn + gevent)")
-    api.add_argument("--host", default=os.environ.get("QRT_HOST", "127.0.0.1"))
-    api.add_argument("--port", type=int, default=int(os.environ.get("QRT_PORT", DEFAULT_PORT)))
-    api.add_argument("--processes", type=int, default=1, help="gunicorn worker processes")
+    api.add_argument("--host", default=os.environ.get("QRT_HOST", "127.0.0.1"),
+                     help="address to listen on (default $QRT_HOST, else 127.0.0.1: this machine only)")
+    api.add_argument("--port", type=int, default=int(os.environ.get("QRT_PORT", DEFAULT_PORT)),
+                     help=f"port to listen on (default $QRT_PORT, else {DEFAULT_PORT})")
+    api.add_argument("--processes", type=int, default=1, help="gunicorn worker processes (default 1)")
     api.set_defaults(handler=cmd_api)
 
     worker = subparsers.add_parser("worker", help="run a Celery worker that executes jobs")
     worker.add_argument("--backends", default="", help="comma-separated backend names to serve (default: all)")
     worker.add_argument("--concurrency", type=int, default=2, help="jobs run at once (default 2)")
     worker.add_argument("--name", default="", help="worker node name (default qruntime-<pid>@<host>)")
-    worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument("--log-level", dest="loglevel", default="INFO", metavar="LEVEL",
+                        help="the worker's own log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)")
+    add_deprecated_alias(worker, "--loglevel", "--log-level")
     worker.set_defaults(handler=cmd_worker)
 
 
