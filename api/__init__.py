@@ -1,7 +1,9 @@
 """The qruntime REST API: a Flask app that validates, authorizes, stores and enqueues.
 
 It never runs quantum code. ``create_app(config)`` layers defaults, then ``QRT_*``
-environment variables, then ``config``; each resource has its own blueprint.
+environment variables, then ``config``; each resource has its own flask-smorest
+blueprint, which ``/openapi.json`` documents. The web console is a plain Flask
+blueprint outside the document (HTML, not API).
 """
 
 from __future__ import annotations
@@ -11,7 +13,20 @@ from typing import Any
 
 from flask import Flask
 
-from api import accounts, auth, backends, cors, errors, health, jobs, openapi, programs, stream
+from api import (
+    accounts,
+    auth,
+    backends,
+    console,
+    cors,
+    errors,
+    health,
+    jobs,
+    metrics,
+    openapi,
+    programs,
+    stream,
+)
 from api.services import Services
 from orchestrator.settings import Settings
 
@@ -26,6 +41,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     cors.register(app, settings.cors_origins)
     app.before_request(auth.authenticate_request)
-    for module in (jobs, programs, backends, health, stream, accounts, openapi):
-        app.register_blueprint(module.blueprint)
+    api = openapi.build_api(app)
+    for module in (jobs, programs, backends, health, stream, accounts):
+        api.register_blueprint(module.blueprint)
+    app.register_blueprint(console.blueprint)
+    app.register_blueprint(metrics.blueprint)  # for scrapers: outside the document, with its own token
+    metrics.register(app)
     return app

@@ -6,85 +6,111 @@ revoke their own tokens. A new token's secret is in the creation response only.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from typing import Any
 
-from api.auth import current_identity, require_admin
-from api.schemas import load_json_object
+from flask import Response
+
+from api.auth import authorized_first, current_identity, require_admin
+from api.openapi import Blueprint, links
+from api.responses import (
+    Extended,
+    MeSchema,
+    TokenCreatedSchema,
+    TokenListSchema,
+    UserListSchema,
+    UserSchema,
+)
+from api.schemas import TokenCreateSchema, TokenListQuerySchema, UserChangeSchema, UserCreateSchema
 from api.services import services
-from orchestrator.errors import NotFoundError, RequestError
+from api.visibility import require_token_visible, token_owner_scope
+from orchestrator.accounts import Identity
 
-blueprint = Blueprint("accounts", __name__)
+blueprint = Blueprint("accounts", __name__, description="Users, roles and bearer tokens.")
 
 
 @blueprint.get("/me")
-def me() -> Response:
-    identity = current_identity()
-    return jsonify({"name": identity.name, "role": identity.role})
+@blueprint.response(200, MeSchema)
+@blueprint.errors(401)
+def me() -> Identity:
+    """Who the token belongs to."""
+    return current_identity()
 
 
 @blueprint.get("/users")
-def list_users() -> Response:
+@blueprint.response(200, UserListSchema)
+@blueprint.errors(401, 403)
+def list_users() -> dict[str, Any]:
+    """Every user (admins)."""
     require_admin()
     users = services().accounts.list_users()
-    return jsonify({"users": users, "count": len(users)})
+    return {"users": users, "count": len(users)}
 
 
 @blueprint.post("/users")
-def add_user() -> tuple[Response, int]:
-    require_admin()
-    body = load_json_object(request.get_data(), frozenset({"name", "role"}))
-    user = services().accounts.add_user(str(body.get("name", "")), str(body.get("role", "user")))
-    return jsonify(user), 201
+@blueprint.doc(**links(201, "name", {
+    "ChangeUser": ("patch", "/users/{name}", "name"),
+    "RemoveUser": ("delete", "/users/{name}", "name"),
+}))
+@authorized_first(lambda: require_admin())
+@blueprint.arguments(UserCreateSchema)
+@blueprint.response(201, UserSchema)
+@blueprint.errors(401, 403, 409, 413)
+def add_user(body: dict[str, Any]) -> dict[str, str]:
+    """Add a user (admins)."""
+    return services().accounts.add_user(body["name"], body["role"])
 
 
 @blueprint.patch("/users/<name>")
-def change_user(name: str) -> Response:
+@authorized_first(lambda name: require_admin())
+@blueprint.arguments(UserChangeSchema)
+@blueprint.response(200, UserSchema)
+@blueprint.errors(401, 403, 404, 413)
+def change_user(body: dict[str, Any], name: str) -> dict[str, str]:
     """Change a user's role (admins)."""
-    require_admin()
-    body = load_json_object(request.get_data(), frozenset({"role"}))
-    if "role" not in body:
-        raise RequestError("role is required: admin, developer or user.")
-    return jsonify(services().accounts.set_role(name, str(body["role"])))
+    return services().accounts.set_role(name, body["role"])
 
 
 @blueprint.delete("/users/<name>")
-def remove_user(name: str) -> tuple[str, int]:
+@blueprint.response(204)
+@blueprint.errors(401, 403, 404)
+def remove_user(name: str) -> Response:
+    """Remove a user and revoke their tokens (admins)."""
     require_admin()
     services().accounts.remove_user(name)
-    return "", 204
+    return Response(status=204)
 
 
 @blueprint.get("/tokens")
-def list_tokens() -> Response:
-    identity = current_identity()
-    user = request.args.get("user") if identity.is_admin else identity.name
-    tokens = services().accounts.list_tokens(user or None)
-    return jsonify({"tokens": [t.to_api() for t in tokens], "count": len(tokens)})
+@blueprint.arguments(TokenListQuerySchema, location="query")
+@blueprint.response(200, TokenListSchema)
+@blueprint.errors(401)
+def list_tokens(query: dict[str, Any]) -> dict[str, Any]:
+    """The caller's tokens (admins: anyone's, or ``?user=``'s)."""
+    tokens = services().accounts.list_tokens(token_owner_scope(query.get("user")))
+    return {"tokens": tokens, "count": len(tokens)}
 
 
 @blueprint.post("/tokens")
-def create_token() -> tuple[Response, int]:
+@blueprint.doc(**links(201, "id", {"RevokeToken": ("delete", "/tokens/{token_id}", "token_id")}))
+@blueprint.arguments(TokenCreateSchema, required=False)
+@blueprint.response(201, TokenCreatedSchema)
+@blueprint.errors(401, 403, 404, 413)
+def create_token(body: dict[str, Any]) -> Extended:
+    """A new token for the caller (admins: for any user); its secret is shown this once."""
     identity = current_identity()
-    body = load_json_object(request.get_data(), frozenset({"user", "expires_in_s", "description"}), empty_ok=True)
-    user = body.get("user") or identity.name
+    user = body["user"] or identity.name
     if user != identity.name:
         require_admin()
-    expires = body.get("expires_in_s")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, (int, float))):
-        raise RequestError("expires_in_s must be a number of seconds.")
-    description = body.get("description") or ""
-    if not isinstance(description, str):
-        raise RequestError("description must be text.")
-    secret, info = services().accounts.create_token(str(user), expires_in_s=expires, description=description)
-    return jsonify({**info.to_api(), "token": secret}), 201
+    secret, info = services().accounts.create_token(
+        user, expires_in_s=body["expires_in_s"], description=body["description"] or "")
+    return Extended(info, token=secret)
 
 
 @blueprint.delete("/tokens/<token_id>")
-def revoke_token(token_id: str) -> tuple[str, int]:
-    identity = current_identity()
-    accounts = services().accounts
-    mine = {t.id for t in accounts.list_tokens(identity.name)}
-    if not identity.is_admin and token_id not in mine:
-        raise NotFoundError(f"Token not found: {token_id}")
-    accounts.revoke(token_id)
-    return "", 204
+@blueprint.response(204)
+@blueprint.errors(401, 404)
+def revoke_token(token_id: str) -> Response:
+    """Revoke a token (the caller's own; admins: any)."""
+    require_token_visible(token_id)
+    services().accounts.revoke(token_id)
+    return Response(status=204)

@@ -8,14 +8,20 @@ account store on every request, so a revoked token stops working at once. With
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 from flask import g, request
 
+from api import console, metrics
 from api.services import services
 from orchestrator.accounts import ROLE_ADMIN, Identity
 from orchestrator.errors import AuthenticationError, PermissionDeniedError
 
 #: Endpoints anyone may call without a token.
-PUBLIC_ENDPOINTS = frozenset({"health.health", "openapi.openapi"})
+#: (/metrics checks its own token: the metrics token or an admin's.)
+PUBLIC_ENDPOINTS = frozenset({"health.health", "api-docs.openapi_json", metrics.ENDPOINT}) | console.PUBLIC_ENDPOINTS
 #: Endpoints that also take the token as ``?access_token=``: a browser's EventSource
 #: cannot set headers. Access logs record paths without query strings.
 QUERY_TOKEN_ENDPOINTS = frozenset({"stream.stream_job"})
@@ -52,6 +58,31 @@ def require_admin() -> Identity:
     if not identity.is_admin:
         raise PermissionDeniedError("Only administrators may do this.")
     return identity
+
+
+def require_uploader() -> Identity:
+    identity = current_identity()
+    if not identity.may_upload:
+        raise PermissionDeniedError("You are not authorized to upload programs.")
+    return identity
+
+
+def authorized_first(check: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run ``check(**path_args)`` before the request's arguments are parsed.
+
+    Put it above ``@blueprint.arguments``: a caller who may not do something
+    hears 403/404, not what is wrong with a body they may not send anyway.
+    """
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            check(**kwargs)
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 def _presented_token() -> str:

@@ -48,7 +48,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> Response:
-        return envelope(400, _summarize(exc.messages), exc.messages)
+        return envelope(400, summarize(exc.messages), exc.messages)
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge) -> Response:
@@ -134,7 +134,7 @@ def _refuse_oversized_stream() -> None:
         raise RequestEntityTooLarge()
 
 
-def _summarize(messages: Any) -> str:
+def summarize(messages: Any) -> str:
     """'Invalid request: field: problem; other: problem.' from marshmallow's messages."""
     parts = []
     if isinstance(messages, dict):

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Response, url_for
 
 from api.auth import current_identity
-from api.backends import waiting_note
-from api.programs import visible_program
-from api.schemas import (
-    EventQuerySchema,
-    JobListQuerySchema,
-    JobSubmitSchema,
-    load_json_body,
-    require_object,
-)
+from api.openapi import Blueprint, links
+from api.responses import Extended, InterimResultSchema, JobListSchema, JobSchema
+from api.schemas import EventQuerySchema, JobListQuerySchema, JobSubmitSchema
 from api.services import services
+from api.visibility import visible_job, visible_program
+from orchestrator import metrics
 from orchestrator.backends import find_backend
 from orchestrator.check_process import CHECK_INPUTS
-from orchestrator.dispatch import enqueue
+from orchestrator.dispatch import enqueue, task_label
 from orchestrator.errors import (
     InvalidTransitionError,
     JobNotFoundError,
@@ -32,28 +29,32 @@ from orchestrator.status import JobStatus
 from orchestrator.store import Job
 
 logger = logging.getLogger(__name__)
-blueprint = Blueprint("jobs", __name__)
+blueprint = Blueprint("jobs", __name__, description="Jobs: runs of a program on a backend.")
 
 #: How often a cancel/delete re-reads a running job while waiting for it to stop.
 STOP_POLL_S = 0.05
 #: Default page size of GET /jobs (the seed client's default).
 DEFAULT_JOB_PAGE = 10
-
-
-def visible_job(job_id: str) -> Job:
-    """The job, if it exists and the caller may see it; 404 otherwise (ids do not leak)."""
-    try:
-        job = services().store.get(job_id)
-    except JobNotFoundError:
-        raise JobNotFoundError(f"Job not found: {job_id}") from None
-    if not current_identity().owns(job.owner):
-        raise JobNotFoundError(f"Job not found: {job_id}")
-    return job
+#: How the text answers and their status header are documented.
+JOB_STATUS_HEADER = {"X-Job-Status": {"description": "The job's status.", "schema": {"type": "string"}}}
+TEXT = {"type": "string"}
 
 
 @blueprint.post("/jobs")
-def submit_job() -> tuple[Response, int, dict[str, str]]:
-    body = JobSubmitSchema().load(require_object(load_json_body(request.get_data())))
+@blueprint.doc(**links(201, "id", {
+    "GetJob": ("get", "/jobs/{job_id}", "job_id"),
+    "GetResults": ("get", "/jobs/{job_id}/results", "job_id"),
+    "GetLogs": ("get", "/jobs/{job_id}/logs", "job_id"),
+    "GetInterimResults": ("get", "/jobs/{job_id}/interim_results", "job_id"),
+    "CancelJob": ("post", "/jobs/{job_id}/cancel", "job_id"),
+    "DeleteJob": ("delete", "/jobs/{job_id}", "job_id"),
+}))
+@blueprint.arguments(JobSubmitSchema)
+@blueprint.response(201, JobSchema, headers={"Location": {
+    "description": "The job's URL.", "schema": {"type": "string"}}})
+@blueprint.errors(401, 404, 413, 503)
+def submit_job(body: dict[str, Any]) -> tuple[Any, int, dict[str, str]]:
+    """Run a program on a backend: the job is stored QUEUED and enqueued for a worker."""
     svc = services()
     program = visible_program(body["program_id"], body["version"])
     backend = find_backend(body["backend"])
@@ -84,13 +85,14 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
         max_execution_time=max_time,
     )
     _enqueue(job, backend.queue)
+    metrics.JOBS_SUBMITTED.labels(program=job.program_id, backend=job.backend).inc()
     location = url_for("jobs.get_job", job_id=job.id)
-    return jsonify(_job_json(job)), 201, {"Location": location}
+    return _job_view(job), 201, {"Location": location}
 
 
 def _enqueue(job: Job, queue: str) -> None:
     try:
-        enqueue(services().celery, job.id, queue)
+        enqueue(services().celery, job.id, queue, label=task_label(job.program_id, job.backend))
     except Exception as exc:  # broker unreachable: the job must not sit QUEUED forever
         logger.exception("could not enqueue job %s", job.id)
         reason = f"could not be enqueued: {type(exc).__name__}: {exc}"
@@ -99,8 +101,11 @@ def _enqueue(job: Job, queue: str) -> None:
 
 
 @blueprint.get("/jobs")
-def list_jobs() -> Response:
-    query = JobListQuerySchema().load(request.args)
+@blueprint.arguments(JobListQuerySchema, location="query")
+@blueprint.response(200, JobListSchema)
+@blueprint.errors(401)
+def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
+    """The caller's jobs (admins: everyone's), newest first."""
     limit = DEFAULT_JOB_PAGE if query["limit"] is None else query["limit"]
     jobs, count = services().store.list(
         owner=current_identity().list_scope,
@@ -109,28 +114,33 @@ def list_jobs() -> Response:
         pending=query["pending"],
         program_id=query["program"],
     )
-    return jsonify({"jobs": [j.to_api() for j in jobs], "count": count})
+    return {"jobs": jobs, "count": count}
 
 
 @blueprint.get("/jobs/<job_id>")
-def get_job(job_id: str) -> Response:
-    return jsonify(_job_json(visible_job(job_id)))
+@blueprint.response(200, JobSchema)
+@blueprint.errors(401, 404)
+def get_job(job_id: str) -> Job | Extended:
+    """One job."""
+    return _job_view(visible_job(job_id))
 
 
-def _job_json(job: Job) -> dict:
-    """The job's JSON; a QUEUED job no live worker can take says so in ``waiting_reason``."""
-    data = job.to_api()
-    if job.status is JobStatus.QUEUED:
-        try:
-            note = waiting_note(find_backend(job.backend))
-        except RequestError:  # a backend since removed from the catalogue
-            note = f"Backend {job.backend} is no longer in the catalogue; no worker will take this job."
-        if note:
-            data["waiting_reason"] = note
-    return data
+def _job_view(job: Job) -> Job | Extended:
+    """The job; a QUEUED job no live worker can take says so in ``waiting_reason``."""
+    if job.status is not JobStatus.QUEUED:
+        return job
+    try:
+        note = services().waiting_note(find_backend(job.backend))
+    except RequestError:  # a backend since removed from the catalogue
+        note = f"Backend {job.backend} is no longer in the catalogue; no worker will take this job."
+    return Extended(job, waiting_reason=note) if note else job
 
 
 @blueprint.get("/jobs/<job_id>/results")
+@blueprint.response(200, TEXT, content_type="text/plain", headers=JOB_STATUS_HEADER,
+                    description="The job has ended: its result text (a traceback if it failed).")
+@blueprint.alt_response(204, description="The job has not ended yet.", headers=JOB_STATUS_HEADER, success=True)
+@blueprint.errors(401, 404)
 def get_results(job_id: str) -> Response:
     """The final result text; 204 (with ``X-Job-Status``) until the job has ended."""
     job = visible_job(job_id)
@@ -145,33 +155,46 @@ def get_results(job_id: str) -> Response:
 
 
 @blueprint.get("/jobs/<job_id>/logs")
+@blueprint.response(200, TEXT, content_type="text/plain", description="What the program logged.")
+@blueprint.errors(401, 404)
 def get_logs(job_id: str) -> Response:
+    """The job's log text."""
     visible_job(job_id)
     return Response(services().store.logs(job_id), status=200, mimetype="text/plain")
 
 
 @blueprint.get("/jobs/<job_id>/interim_results")
-def get_interim_results(job_id: str) -> Response:
+@blueprint.arguments(EventQuerySchema, location="query")
+@blueprint.response(200, InterimResultSchema(many=True))
+@blueprint.errors(401, 404)
+def get_interim_results(query: dict[str, Any], job_id: str) -> Response:
     """``[{"id": n, "data": <the program's encoder output>}, …]``, oldest first.
 
     ``?after=n`` returns only newer ones, for polling. ``data`` is spliced in as
     the program wrote it, so it stays byte-identical.
     """
     visible_job(job_id)
-    after = EventQuerySchema().load(request.args)["after"]
-    events = services().store.events.iter(job_id, after=after, types=(EVENT_INTERIM,))
+    events = services().store.events.iter(job_id, after=query["after"], types=(EVENT_INTERIM,))
     body = "[" + ",".join(f'{{"id":{e.id},"data":{e.data}}}' for e in events) + "]"
     return Response(body, status=200, mimetype="application/json")
 
 
 @blueprint.post("/jobs/<job_id>/cancel")
-def cancel_job(job_id: str) -> tuple[Response, int]:
+@blueprint.response(200, JobSchema, description="The job is cancelled.")
+@blueprint.alt_response(202, schema=JobSchema, success=True,
+                        description="Cancelling was asked for; the job has not stopped yet.")
+@blueprint.errors(401, 404, 409)
+def cancel_job(job_id: str) -> tuple[Job, int]:
+    """Cancel a queued or running job (409 if it has already ended)."""
     job = _cancel(visible_job(job_id))
-    return jsonify(job.to_api()), (200 if job.status.is_final else 202)
+    return job, (200 if job.status.is_final else 202)
 
 
 @blueprint.delete("/jobs/<job_id>")
-def delete_job(job_id: str) -> tuple[str, int]:
+@blueprint.response(204)
+@blueprint.errors(401, 404)
+def delete_job(job_id: str) -> Response:
+    """Delete a job (cancelling it first if it is still running)."""
     job = visible_job(job_id)
     if not job.status.is_final:
         _cancel(job)
@@ -179,7 +202,7 @@ def delete_job(job_id: str) -> tuple[str, int]:
         services().store.delete(job_id)
     except JobNotFoundError:
         pass
-    return "", 204
+    return Response(status=204)
 
 
 def _cancel(job: Job) -> Job:

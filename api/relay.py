@@ -31,6 +31,7 @@ import time
 
 import redis
 
+from orchestrator import metrics
 from orchestrator.events import Event
 from orchestrator.keys import Keys
 
@@ -186,15 +187,18 @@ class Relay:
         box = Mailbox(job_id, max_events, max_bytes)
         with self._lock:
             self._boxes.setdefault(job_id, set()).add(box)
+        metrics.STREAMS_OPEN.inc()
         return box
 
     def unsubscribe(self, box: Mailbox) -> None:
         with self._lock:
             boxes = self._boxes.get(box.job_id)
-            if boxes is not None:
-                boxes.discard(box)
-                if not boxes:
-                    del self._boxes[box.job_id]
+            if boxes is None or box not in boxes:
+                return
+            boxes.discard(box)
+            if not boxes:
+                del self._boxes[box.job_id]
+        metrics.STREAMS_OPEN.dec()
 
     def client_count(self) -> int:
         with self._lock:
@@ -247,6 +251,7 @@ class Relay:
 
 
     def _dispatch(self, channel: bytes | str, payload: bytes | str) -> None:
+        started = time.perf_counter()
         name = channel.decode() if isinstance(channel, bytes) else channel
         job_id = self._keys.job_id_from_channel(name)
         with self._lock:
@@ -260,6 +265,7 @@ class Relay:
             return
         for box in boxes:
             box.offer(frame)
+        metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)
 
     def _broadcast(self, item: _Marker) -> None:
         with self._lock:

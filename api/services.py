@@ -12,12 +12,13 @@ from flask import current_app
 
 from api.checker import Checker
 from orchestrator.accounts import Accounts
+from orchestrator.backends import BackendInfo
 from orchestrator.dispatch import celery_config
 from orchestrator.program_store import Programs
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
 from orchestrator.store import JobStore
-from orchestrator.worker_registry import WorkerRegistry
+from orchestrator.worker_registry import WorkerRecord, WorkerRegistry
 
 
 @dataclasses.dataclass
@@ -50,6 +51,21 @@ class Services:
         app = Celery("qruntime", set_as_current=False)
         app.conf.update(celery_config(self.settings))
         return app
+
+
+    def workers_serving(self, info: BackendInfo, live: dict[str, WorkerRecord] | None = None) -> list[str]:
+        """Names of the live workers consuming ``info``'s queue."""
+        live = self.workers.live() if live is None else live
+        return sorted(w for w, rec in live.items() if info.queue in rec.get("queues", []))
+
+    def waiting_note(self, info: BackendInfo) -> str | None:
+        """Why a QUEUED job for ``info`` cannot start yet, or None if some live worker serves it."""
+        if self.workers_serving(info):
+            return None
+        return (
+            f"No live worker serves backend {info.name} (queue {info.queue}); the job stays QUEUED "
+            f"until a worker for it starts (qruntime worker --backends {info.name})."
+        )
 
 
 def services() -> Services:

@@ -21,18 +21,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Response, current_app, request
 
-from api.jobs import visible_job
+from api.openapi import Blueprint
 from api.relay import OVERFLOW, RESYNC, Frame, Mailbox, Relay
+from api.responses import StreamEventSchema
+from api.schemas import StreamHeadersSchema, StreamQuerySchema
 from api.services import services
+from api.visibility import visible_job
 from orchestrator.errors import JobNotFoundError, RequestError, UnavailableError
 from orchestrator.events import EVENT_DONE, EventLog
 from orchestrator.settings import Settings
 from orchestrator.store import JobStore
 
-blueprint = Blueprint("stream", __name__)
+blueprint = Blueprint("stream", __name__, description="A job's events as Server-Sent Events.")
 
 EVENT_STREAM_MIMETYPE = "text/event-stream"
 #: Where the process's relay is kept on the app.
@@ -56,7 +60,12 @@ def relay() -> Relay:
 
 
 @blueprint.get("/jobs/<job_id>/stream")
-def stream_job(job_id: str) -> Response:
+@blueprint.arguments(StreamQuerySchema, location="query")
+@blueprint.arguments(StreamHeadersSchema, location="headers")
+@blueprint.response(200, StreamEventSchema, content_type=EVENT_STREAM_MIMETYPE, description="The job's events, replayed then followed.")
+@blueprint.alt_response(204, success=True, description="The client already has every event, done included.")
+@blueprint.errors(401, 404, 503)
+def stream_job(query: dict[str, Any], headers: dict[str, Any], job_id: str) -> Response:
     """Replay then follow a job's events (see the module docstring for the guarantees)."""
     job = visible_job(job_id)
     after = _resume_point()

@@ -15,7 +15,6 @@ import json
 import re
 import secrets
 import time
-from typing import Any
 
 import redis
 
@@ -66,14 +65,6 @@ class TokenInfo:
     expires_at: float | None
     description: str
 
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "user": self.user,
-            "created": self.created,
-            "expires_at": self.expires_at,
-            "description": self.description,
-        }
 
 
 def hash_token(token: str) -> str:

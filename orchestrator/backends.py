@@ -70,19 +70,6 @@ class BackendInfo:
     def queue(self) -> str:
         return queue_for_group(self.group)
 
-    def to_api(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "group": self.group,
-            "queue": self.queue,
-            "num_qubits": self.num_qubits,
-            "basis_gates": list(self.basis_gates),
-            "coupling_map_size": self.coupling_map_size,
-            "simulator_method": self.simulator_method,
-            "noisy": self.noisy,
-            "device": self.device,
-            "aliases": list(self.aliases),
-        }
 
 
 def _device(name: str, fake_class: str, num_qubits: int, edges: int) -> BackendInfo:

@@ -50,21 +50,6 @@ class Program:
     def backend_requirements(self) -> dict[str, Any]:
         return self.spec.get("backend_requirements", {})
 
-    def to_api(self) -> dict[str, Any]:
-        """The program as the REST API shows it (seed field names; ``cost`` = max time)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "cost": self.max_execution_time,
-            "creation_date": self.creation_date,
-            "update_date": self.update_date,
-            "is_public": self.is_public,
-            "spec": self.spec,
-            "version": self.version,
-            "owner": self.owner or None,
-            "builtin": self.builtin,
-        }
 
 
 class ProgramRegistry:

@@ -72,6 +72,11 @@ class Settings:
     max_attempts: int = 2
     #: Grace between SIGTERM and SIGKILL when a program is stopped.
     kill_grace_s: float = 2.0
+    #: Bearer token a Prometheus scraper sends for the API's /metrics (admins' tokens work too).
+    metrics_token: str = ""
+    #: Port of a worker's Prometheus /metrics (0: none), and the address it listens on.
+    worker_metrics_port: int = 0
+    worker_metrics_address: str = "127.0.0.1"
     #: How long a worker asked to stop (SIGTERM) lets its running jobs finish before it hands them
     #: back to the queue (without using up one of their attempts) and exits.
     shutdown_grace_s: float = 30.0

@@ -76,6 +76,8 @@ class Job:
     reason: str = ""
     cancel_requested: bool = False
     event_seq: int = 0
+    #: What the run that ended the job cost, as JSON (orchestrator/usage.py); "" until it ends.
+    usage: str = ""
 
     @classmethod
     def from_hash(cls, raw: Mapping[bytes | str, bytes | str]) -> Job:
@@ -99,30 +101,16 @@ class Job:
             reason=data.get("reason", ""),
             cancel_requested=data.get("cancel_requested") == "1",
             event_seq=int(data.get("event_seq", "0")),
+            usage=data.get("usage", ""),
         )
 
-    def to_api(self) -> dict[str, Any]:
-        """The job as the REST API shows it (the seed's field names, plus ours)."""
-        return {
-            "id": self.id,
-            "hub": "",
-            "group": "",
-            "project": "",
-            "backend": self.backend,
-            "status": self.status.value,
-            "params": json.loads(self.params),
-            "program": {"id": self.program_id, "version": self.program_version},
-            "created": self.created,
-            "updated": self.updated,
-            "started": self.started or None,
-            "ended": self.ended or None,
-            "log_level": self.log_level,
-            "cost": self.max_execution_time,
-            "owner": self.owner,
-            "attempts": self.attempts,
-            "reason": self.reason or None,
-            "last_event_id": self.event_seq,
-        }
+
+
+_SET_IF_EXISTS_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 class JobStore:
@@ -132,6 +120,7 @@ class JobStore:
         self.redis = redis_client
         self.settings = settings
         self.keys = Keys(settings.namespace)
+        self._set_if_exists = redis_client.register_script(_SET_IF_EXISTS_LUA)
         self.events = EventLog(
             redis_client,
             self.keys,
@@ -322,6 +311,15 @@ class JobStore:
     def heartbeat(self, job_id: str) -> None:
         """Prove the job's supervisor is alive (only while the job is RUNNING)."""
         self.redis.zadd(self.keys.running(), {job_id: time.time()}, xx=True)
+
+    def record_usage(self, job_id: str, usage: str) -> bool:
+        """Set a job's ``usage`` (JSON text) unless the job is gone; True if it was set.
+
+        Usage may be completed a moment after the final status (once the zygote has
+        measured the job's processes); a job deleted meanwhile must not come back as a
+        hash holding only its usage, so the existence check and the write are one call.
+        """
+        return bool(self._set_if_exists(keys=[self.keys.job(job_id)], args=["usage", usage]))
 
     def stale_running(self, older_than_s: float) -> list[str]:
         """Ids of RUNNING jobs whose last heartbeat is older than ``older_than_s``."""

@@ -22,6 +22,8 @@ from tests.harness import Stack
 BROWSER_ENDPOINTS = ("static", "console.")
 #: Documentation pages an OpenAPI extension may add next to the JSON document.
 DOCUMENTATION_PAGES = ("swagger_ui", "redoc", "rapidoc")
+#: Endpoints for operators' tools, not API clients: Prometheus's scrape of /metrics.
+OPERATOR_ENDPOINTS = ("metrics.",)
 
 Route = tuple[str, str]  # (method, rule)
 
@@ -30,7 +32,8 @@ def api_routes(app: Flask) -> set[Route]:
     """Every (method, rule) of the app an API client may call."""
     routes = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith(BROWSER_ENDPOINTS) or any(p in rule.endpoint for p in DOCUMENTATION_PAGES):
+        if rule.endpoint.startswith(BROWSER_ENDPOINTS + OPERATOR_ENDPOINTS) or any(
+                p in rule.endpoint for p in DOCUMENTATION_PAGES):
             continue
         routes.update((method, rule.rule) for method in rule.methods - {"HEAD", "OPTIONS"})
     return routes

@@ -60,7 +60,7 @@ def test_created_job_is_queued_with_a_well_formed_id_and_one_status_event(store:
     assert job.status is S.QUEUED and job.attempts == 0 and job.started == ""
     events = store.events.read(job.id)
     assert [(e.id, e.type, e.decoded()["status"]) for e in events] == [(1, EVENT_STATUS, "QUEUED")]
-    assert job.to_api()["params"] == {"iterations": 3}
+    assert json.loads(job.params) == {"iterations": 3}
 
 
 @pytest.mark.parametrize("job_id", ["nope", "a" * 20, "A" * 20, "a" * 19 + ":", ""])

@@ -7,9 +7,18 @@ Settings come from ``QRT_*`` environment variables.
 from __future__ import annotations
 
 import logging
+import os
 
-from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
+from celery.signals import (
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
+from prometheus_client import start_http_server
 
+from orchestrator import metrics
 from orchestrator.backends import find_backend
 from orchestrator.dispatch import enqueue, task_label
 from orchestrator.settings import Settings
@@ -30,7 +39,8 @@ _keeper = None
 @app.task(name=TASK_RUN_JOB, bind=True)
 def run_job(self, job_id: str) -> str:
     """Run the job with this id (the message carries nothing else)."""
-    status = tasks.execute(context.current(), job_id)
+    with metrics.SLOTS_BUSY.track_inprogress():
+        status = tasks.execute(context.current(), job_id)
     if status == JobStatus.QUEUED.value:  # handed back by a stopping worker: another one runs it
         job = context.current().store.get(job_id)
         enqueue(self.app, job_id, find_backend(job.backend).queue, label=task_label(job.program_id, job.backend))
@@ -75,6 +85,7 @@ def _start_zygote(sender=None, **_: object) -> None:
     config = zygote_client.sandbox_config(
         settings, _served_backends(), concurrency if isinstance(concurrency, int) and concurrency > 0 else 1
     )
+    metrics.SLOTS_TOTAL.set(concurrency if isinstance(concurrency, int) and concurrency > 0 else 1)
     _keeper = zygote_client.ZygoteKeeper(config)
     _keeper.start_zygote()
     _keeper.wait_ready()  # a worker takes no job before its sandbox can run one
@@ -88,8 +99,17 @@ def _start_reaper(sender=None, **_: object) -> None:
     global _reaper
     hostname = getattr(sender, "hostname", "worker")
     queues = sorted(q.name for q in app.amqp.queues.consume_from.values()) if app.amqp.queues else []
-    _reaper = Reaper(Settings.load(), app, worker_name=hostname, queues=queues)
+    settings = Settings.load()
+    _reaper = Reaper(settings, app, worker_name=hostname, queues=queues)
     _reaper.start()
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, settings.worker_metrics_address, registry=metrics.registry())
+        logger.info("metrics at http://%s:%d/metrics", settings.worker_metrics_address, settings.worker_metrics_port)
+
+
+@worker_process_shutdown.connect
+def _forget_pool_process(pid: int | None = None, **_: object) -> None:
+    metrics.process_ended(pid or os.getpid())
 
 
 @worker_shutdown.connect
@@ -99,3 +119,4 @@ def _stop_reaper(**_: object) -> None:
     if _keeper is not None:
         _keeper.stop()
     context.remove_worker_files(Settings.load())
+    metrics.remove_samples_dir()

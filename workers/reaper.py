@@ -11,14 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 
+import redis
 from celery import Celery
 
+from orchestrator import metrics
 from orchestrator.backends import find_backend
 from orchestrator.dispatch import enqueue, task_label
 from orchestrator.keys import Keys
 from orchestrator.reaping import reap_orphans
 from orchestrator.redisconn import connect
 from orchestrator.settings import Settings
+from orchestrator.status import JobStatus
 from orchestrator.store import Job, JobStore
 from orchestrator.worker_registry import WorkerRegistry
 
@@ -53,8 +56,15 @@ class Reaper(threading.Thread):
         while not self._stopped.is_set():
             try:
                 self.registry.announce(self.worker_name, self.queues)
-                reap_orphans(store, self._requeue)
+                for _, status in reap_orphans(store, self._requeue):
+                    if status is JobStatus.QUEUED:
+                        metrics.REAPER_REQUEUES.inc()
+                    elif status is JobStatus.FAILED:
+                        metrics.REAPER_FAILURES.inc()
                 store.delete_expired()
+            except redis.RedisError:
+                metrics.REDIS_ERRORS.labels(component="reaper").inc()
+                logger.exception("reaper pass failed (Redis); trying again")
             except Exception:
                 logger.exception("reaper pass failed; trying again")
             self._stopped.wait(self.settings.reaper_interval_s)

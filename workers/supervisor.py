@@ -20,10 +20,12 @@ import time
 
 import redis
 
+from orchestrator import metrics
 from orchestrator.errors import InvalidTransitionError, JobNotFoundError
 from orchestrator.events import EVENT_INTERIM, EVENT_LOG
-from orchestrator.status import JobStatus
+from orchestrator.status import FINAL_STATUSES, JobStatus
 from orchestrator.store import Job, JobStore
+from orchestrator.usage import usage_record, with_measures
 from workers import frames, shutdown
 from workers.program_cache import ProgramFiles
 from workers.sandbox import CPU_LIMIT_SLACK_S
@@ -31,6 +33,8 @@ from workers.zygote_client import JobHandle, SandboxUnavailableError, program_di
 
 #: How long the supervisor's loop waits for output before checking clocks and flags.
 POLL_INTERVAL_S = 0.05
+#: Longest the supervisor waits, after recording a job's end, for the zygote's measure of its processes.
+USAGE_WAIT_S = 2.0
 #: After the program's process exits, how long what it left may keep its pipes open.
 DRAIN_AFTER_EXIT_S = 1.0
 #: Longest line kept whole in a log event; longer output is split.
@@ -67,6 +71,11 @@ class Supervisor:
         self._exited = False
         self._concluded = False  # the program sent the frame that ends the job (frames.CONCLUSIVE)
         self._line_buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self._started = time.monotonic()
+        self._interim_count = 0
+        self._recorded_usage: dict | None = None
+        self._interim_bytes = 0
+        self._log_bytes = 0
 
     def run(self) -> JobStatus:
         """Start the program in a ready child, supervise it and record the final status; returns it."""
@@ -101,12 +110,16 @@ class Supervisor:
                   stream="qruntime", level="INFO")
         self._report_layers(handle.layers)
         try:
-            outcome = self._watch(handle, {msg_r: "messages", out_r: "stdout", err_r: "stderr"})
-        except BaseException:
-            # The supervisor cannot go on (Redis lost, a bug): never leave the program
-            # running with nobody to enforce its limits or record its end.
-            handle.signal(signal.SIGKILL)
-            raise
+            try:
+                outcome = self._watch(handle, {msg_r: "messages", out_r: "stdout", err_r: "stderr"})
+            except BaseException:
+                # The supervisor cannot go on (Redis lost, a bug): never leave the program
+                # running with nobody to enforce its limits or record its end.
+                handle.signal(signal.SIGKILL)
+                raise
+            status = self._record(outcome)  # the job's end is visible from here on
+            self._complete_usage(handle, status)
+            return status
         finally:
             handle.close()  # the zygote kills whatever of the job is still running
             for fd in (msg_r, out_r, err_r):
@@ -114,7 +127,25 @@ class Supervisor:
                     os.close(fd)
                 except OSError:
                     pass
-        return self._record(outcome)
+
+    def _complete_usage(self, handle: JobHandle, status: JobStatus) -> None:
+        """Add what the zygote measured of the job's processes (CPU, peak memory) to its usage.
+
+        A program that returned is not waited for before its end is recorded (that is
+        the critical path); its processes are ended now, and the zygote's measure of
+        them follows the final status by milliseconds.
+        """
+        if self._exit is not None or self._recorded_usage is None:
+            return  # measured before the end was recorded (or nothing recorded): usage is complete
+        handle.signal(signal.SIGKILL)
+        if not _readable(handle.fileno(), USAGE_WAIT_S):
+            return
+        self._exit = handle.read_exit()
+        self._exited = True
+        if self._exit is not None and status in FINAL_STATUSES:
+            usage = with_measures(self._recorded_usage, cpu_s=self._exit.get("cpu_s"),
+                                  peak_memory_bytes=self._exit.get("peak_memory_bytes"))
+            self.store.record_usage(self.job.id, json.dumps(usage))
 
     def _report_layers(self, layers: dict[str, str]) -> None:
         """Name, in the job's log, every layer of the sandbox this setup could not put on."""
@@ -211,6 +242,8 @@ class Supervisor:
 
     def _on_frame(self, kind: bytes, text: str) -> None:
         if kind == frames.INTERIM:
+            self._interim_count += 1
+            self._interim_bytes += len(text)
             self.store.events.append(self.job.id, EVENT_INTERIM, text)
         elif kind == frames.FINAL:
             self._final = text
@@ -253,6 +286,7 @@ class Supervisor:
 
     def _log(self, text: str, *, stream: str, level: str | None = None) -> None:
         data = json.dumps({"stream": stream, "level": level, "text": text})
+        self._log_bytes += len(data)
         self.store.events.append(self.job.id, EVENT_LOG, data)
 
     def _stop(self, handle: JobHandle, why: JobStatus) -> None:
@@ -301,6 +335,8 @@ class Supervisor:
         return Outcome(JobStatus.FAILED, text, f"program process {code}")
 
     def _record(self, outcome: Outcome) -> JobStatus:
+        usage = self._recorded_usage = self._usage()
+        self._observe(outcome.status, usage)
         if outcome.status is JobStatus.QUEUED:
             return self._hand_back(outcome)
         if outcome.status is not JobStatus.COMPLETED and outcome.reason:
@@ -312,12 +348,36 @@ class Supervisor:
                 expect=[JobStatus.RUNNING],
                 result=outcome.result,
                 reason=outcome.reason or None,
+                fields={"usage": json.dumps(usage)},
             )
         except (InvalidTransitionError, JobNotFoundError):
             # Someone else ended it first (reaper, delete); their word stands.
             pass
         return outcome.status
 
+
+    def _observe(self, status: JobStatus, usage: dict) -> None:
+        """This run in the worker's Prometheus metrics (orchestrator/metrics.py)."""
+        labels = {"program": self.job.program_id, "backend": self.job.backend}
+        metrics.INTERIM_RESULTS.labels(**labels).inc(self._interim_count)
+        metrics.INTERIM_BYTES.labels(**labels).inc(self._interim_bytes)
+        metrics.LOG_BYTES.labels(**labels).inc(self._log_bytes)
+        if status is JobStatus.QUEUED:
+            metrics.JOBS_HANDED_BACK.labels(**labels).inc()
+            return
+        metrics.JOBS_FINISHED.labels(**labels, status=status.value).inc()
+        metrics.RUN_SECONDS.labels(**labels, status=status.value).observe(usage["wall_s"])
+        if usage["queue_wait_s"] is not None:
+            metrics.QUEUE_WAIT_SECONDS.labels(**labels).observe(usage["queue_wait_s"])
+
+    def _usage(self) -> dict:
+        """What this run of the job cost (the job record's ``usage``; see orchestrator/usage.py)."""
+        exit_info = self._exit or {}
+        return usage_record(
+            created=self.job.created, started=self.job.started, wall_s=time.monotonic() - self._started,
+            cpu_s=exit_info.get("cpu_s"), peak_memory_bytes=exit_info.get("peak_memory_bytes"),
+            interim_bytes=self._interim_bytes, log_bytes=self._log_bytes, attempts=self.job.attempts,
+        )
 
     def _hand_back(self, outcome: Outcome) -> JobStatus:
         """QUEUED again, with the attempt count it had before this run (the caller sends the message)."""

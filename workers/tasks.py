@@ -14,6 +14,7 @@ import time
 import redis
 from celery.exceptions import Reject
 
+from orchestrator import metrics
 from orchestrator.backends import find_backend
 from orchestrator.errors import (
     InvalidTransitionError,
@@ -46,6 +47,7 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
         logger.info("job %s not claimed: %s", job_id, exc.message)
         return "skipped"
     except redis.RedisError as exc:
+        metrics.REDIS_ERRORS.labels(component="worker").inc()
         # Failing the task would ack the message and leave the job QUEUED forever.
         logger.warning("job %s: job store unreachable (%s); message handed back", job_id, exc)
         time.sleep(STORE_UNREACHABLE_BACKOFF_S)

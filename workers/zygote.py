@@ -292,6 +292,8 @@ class Zygote:
         if group is not None:
             group.kill_all()
             oom, peak = slot.oom or group.oom_killed(), group.peak_memory_bytes()
+        if peak is None:  # no cgroup here: the largest resident size of the job's init, the program
+            peak = usage.ru_maxrss * 1024
         no_pid_namespace = slot.layers is None or slot.layers.get("pid", "off").startswith("off")
         if no_pid_namespace:
             self._clean_after_uid(slot.plan)

@@ -113,6 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="only jobs that have ended")
     jobs.add_argument("--program", default=None, metavar="ID",
                       help="only jobs of this program (default: of every program)")
+    jobs.add_argument("--usage", action="store_true",
+                      help="add columns of what each job cost: run time, CPU seconds, peak memory")
 
     job = add("job", "show one job (and why it waits, when it is queued)", cmd_job)
     job_argument(job)
@@ -385,9 +387,20 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print_json(collected)
         return 0
     rows = [(j["id"], j["status"], (j.get("program") or {}).get("id", ""), j.get("backend", ""),
-             local_time(j.get("created"))) for j in collected]
-    _print_table(("ID", "STATUS", "PROGRAM", "BACKEND", "CREATED"), rows)
+             local_time(j.get("created")), *(_usage_columns(j.get("usage")) if args.usage else ())) for j in collected]
+    header = ("ID", "STATUS", "PROGRAM", "BACKEND", "CREATED")
+    _print_table(header + (("RUN S", "CPU S", "PEAK MIB") if args.usage else ()), rows)
     return 0
+
+
+def _usage_columns(usage: dict[str, Any] | None) -> tuple[str, str, str]:
+    usage = usage or {}
+
+    def shown(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
+        return "-" if value is None else f"{value / scale:.{digits}f}"
+
+    return (shown(usage.get("wall_s")), shown(usage.get("cpu_s")),
+            shown(usage.get("peak_memory_bytes"), 2**20, 0))
 
 
 def _print_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -407,11 +420,28 @@ def cmd_job(args: argparse.Namespace) -> int:
               ("Ended", local_time(job.get("ended"))),
               ("Log level", job.get("log_level")), ("Max execution time", job.get("cost")),
               ("Owner", job.get("owner")), ("Attempts", job.get("attempts")), ("Reason", job.get("reason")),
-              ("Inputs", json.dumps(job.get("params", {}), ensure_ascii=False))]
+              ("Inputs", json.dumps(job.get("params", {}), ensure_ascii=False)),
+              ("Usage", usage_text(job.get("usage")))]
     for name, value in fields:
         if value not in (None, ""):
             print(f"{name + ':':<20}{value}")
     return 0
+
+
+def usage_text(usage: dict[str, Any] | None) -> str:
+    """``queued 0.01 s, ran 2.10 s, CPU 2.00 s, peak 312 MiB, 1.2 KiB of logs`` (what was measured)."""
+    if not usage:
+        return ""
+    parts = []
+    for key, label in (("queue_wait_s", "queued"), ("wall_s", "ran"), ("cpu_s", "CPU")):
+        if usage.get(key) is not None:
+            parts.append(f"{label} {usage[key]:.2f} s")
+    if usage.get("peak_memory_bytes") is not None:
+        parts.append(f"peak {usage['peak_memory_bytes'] / 2**20:.0f} MiB")
+    for key, label in (("interim_bytes", "interim results"), ("log_bytes", "logs")):
+        if usage.get(key):
+            parts.append(f"{usage[key] / 1024:.1f} KiB of {label}")
+    return ", ".join(parts)
 
 
 def cmd_result(args: argparse.Namespace) -> int:

@@ -101,6 +101,7 @@ def api_command(host: str, port: int, processes: int = 1) -> list[str]:
         # The path without its query string: a browser's stream URL may carry ?access_token=.
         "--access-logformat", '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(L)ss "%(a)s"',
         *_no_control_socket(),
+        "--config", "python:api.gunicorn_conf",
         "api.wsgi:app",
     ]
 
@@ -162,14 +163,20 @@ def _take_flower_login(env: dict[str, str]) -> tuple[str, str]:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    os.execv(sys.executable, api_command(args.host, args.port, args.processes))
+    from orchestrator.metrics import samples_dir_env
+
+    os.execve(sys.executable, api_command(args.host, args.port, args.processes), samples_dir_env(dict(os.environ)))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    os.execv(sys.executable, worker_command(args.backends, args.concurrency, args.name, args.loglevel))
+    from orchestrator.metrics import samples_dir_env
+
+    os.execve(sys.executable, worker_command(args.backends, args.concurrency, args.name, args.loglevel),
+              samples_dir_env(dict(os.environ)))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from orchestrator.metrics import samples_dir_env
     from qruntime.localredis import LocalRedis
 
     data_dir = Path(args.data_dir).expanduser()
@@ -193,12 +200,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"qruntime: embedded Redis at {redis_server.address} (data in {data_dir}/redis)", flush=True)
     children = [
         *(Managed(f"worker {index}", worker_command(args.backends, concurrency=args.concurrency,
-                                                     name=f"qruntime-{os.getpid()}-{index}@%h"), env,
-                  hands_back=True)
+                                                     name=f"qruntime-{os.getpid()}-{index}@%h"),
+                  samples_dir_env(env), hands_back=True)
           for index in range(args.workers)),
         *([Managed("flower", flower_command(args.host, args.flower), {**env, "FLOWER_BASIC_AUTH": flower_login})]
           if args.flower else []),
-        Managed("api", api_command(args.host, args.port), env),
+        Managed("api", api_command(args.host, args.port), samples_dir_env(env)),
     ]
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     stopping = False
