@@ -22,6 +22,7 @@ from api import (
     errors,
     health,
     jobs,
+    logs,
     metrics,
     openapi,
     programs,
@@ -47,4 +48,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(console.blueprint)
     app.register_blueprint(metrics.blueprint)  # for scrapers: outside the document, with its own token
     metrics.register(app)
+    logs.register(app, settings)
     return app

@@ -95,6 +95,7 @@ def stream_job(query: dict[str, Any], headers: dict[str, Any], job_id: str) -> R
             hub.unsubscribe(box)
 
     response = Response(generate(), status=200, mimetype=EVENT_STREAM_MIMETYPE)
+    response.direct_passthrough = True  # the server iterates generate() itself: no wrapper per chunk
     response.headers["Cache-Control"] = "no-cache, no-transform"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
     return response
@@ -139,6 +140,9 @@ class StreamFollower:
         keepalive = self._settings.stream_keepalive_s
         while not self.finished:
             items = box.take_all(keepalive)
+            if len(items) == 1 and isinstance(items[0], Frame) and items[0].id == self.last_sent + 1:
+                yield self._send(items[0])  # the common live case: the relay's bytes, as they are
+                continue
             if items:
                 yield from _chunks(self._deliver(items))
                 continue

@@ -9,22 +9,26 @@ Measured in one run on one private Redis, one worker and one API process
   messages through ``user_messenger``; a plain pub/sub subscriber on the job's
   channel receives them (pipe → supervisor → one Lua XADD+PUBLISH).
 - ``program → SSE client``: the same messages as received by one SSE client
-  (… → the API's relay → mailbox → HTTP), and by ``--clients`` SSE clients at once
-  (all driven by one selector thread here, so client-side parsing is included).
-- capacity: SSE clients are added in steps on one running job; at each step the
-  API worker process's RSS is read and the fan-out latency of the next message
-  to every client is measured.
+  (… → the API's relay → feed → HTTP), and by ``--clients`` SSE clients at once
+  (all driven by one selector thread here, so client-side parsing is included):
+  with the defaults, one message to 100 streams at 200 messages/s.
+- capacity: SSE clients are added in steps on one running job, held by client
+  processes of ``--per-process`` raw sockets each (one selector loop per
+  process, RLIMIT_NOFILE raised to fit); at each step the API worker process's
+  RSS is read and the fan-out latency of the next message to every client is
+  measured. The job is then cancelled and every stream must end with ``done``.
 
 Prints tables and writes ``bench/results/stream.json``. Not a test: no assertions.
 
     python bench/stream.py [--messages 1000] [--interval 0.005] [--clients 100]
-                           [--capacity 250,500,1000,1500,1950]
+                           [--capacity 1000,2500,5000,10000] [--per-process 2500]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -39,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.events import Event  # noqa: E402
-from qruntime.cli.server import GEVENT_CONNECTIONS  # noqa: E402
+from qruntime.cli.server import GEVENT_CONNECTIONS, raise_open_files_limit  # noqa: E402
 from tests.harness import TEST_PROGRAMS_DIR, Stack  # noqa: E402
 from tests.sse import SSEEvent, StreamSwarm, read_stream  # noqa: E402
 
@@ -68,16 +72,20 @@ def percentiles(samples: list[float]) -> dict[str, float]:
         "n": len(ordered),
         "p50_ms": statistics.median(ordered) * 1000,
         "p90_ms": pick(0.90) * 1000,
+        "p95_ms": pick(0.95) * 1000,
         "p99_ms": pick(0.99) * 1000,
         "max_ms": ordered[-1] * 1000,
     }
 
 
-def sse_latencies(events: list[SSEEvent]) -> list[float]:
+def sse_latencies(events: list[SSEEvent], published_after: float = 0.0) -> list[float]:
+    """Publish→receive delay of each interim event published at or after ``published_after``."""
     out = []
     for event in events:
         if event.event == "interim":
-            out.append(event.received - json.loads(event.data)["t"])
+            sent = json.loads(event.data)["t"]
+            if sent >= published_after:
+                out.append(event.received - sent)
     return out
 
 
@@ -149,6 +157,10 @@ def bench_job_latency(stack: Stack, count: int, interval: float, clients: int) -
     api_before, me_before, wall = sum(api.cpu_times()[:2]), sum(me.cpu_times()[:2]), time.monotonic()
     try:
         swarm.connect()
+        # Messages published while the clients were still connecting reach the late ones by
+        # replay: that is connection time, not fan-out. Count from when every stream is live.
+        swarm.run_until(lambda: all(any(e.event == "interim" for e in events) for events in swarm.events), timeout=60)
+        live_from = time.time()
         swarm.run_until(swarm.all_closed, timeout=600)
     finally:
         swarm.close()
@@ -158,12 +170,13 @@ def bench_job_latency(stack: Stack, count: int, interval: float, clients: int) -
         "api_cpu_s": sum(api.cpu_times()[:2]) - api_before,
         "client_cpu_s": sum(me.cpu_times()[:2]) - me_before,
     }
-    many = [lat for events in swarm.events for lat in sse_latencies(events)]
+    many = [lat for events in swarm.events for lat in sse_latencies(events, published_after=live_from)]
     complete = sum(1 for events in swarm.events if sum(e.event == "interim" for e in events) == count)
     return {
         "channel": listener.latencies,
         "sse_one": sse_latencies(one.events),
         "sse_many": many,
+        "sse_many_messages_while_connecting": count - len(many) // max(1, clients),
         "sse_many_complete_clients": complete,
         "sse_many_cpu": cpu,
     }
@@ -175,56 +188,124 @@ def api_worker_process(stack: Stack) -> psutil.Process:
     return children[0] if children else master
 
 
-def latest(swarms: list[StreamSwarm]) -> list[int]:
-    """The last event id each client of every swarm has received (0: none yet)."""
-    return [events[-1].int_id if events else 0 for swarm in swarms for events in swarm.events]
+#: Events a capacity client keeps per stream (older ones are only counted): memory stays flat.
+KEEP_EVENTS = 20
 
 
-def pump_all(swarms: list[StreamSwarm], condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        for swarm in swarms:
-            swarm.pump(0.01)
-    return True
+def _swarm_process(conn, url: str, count: int) -> None:
+    """A client process: hold ``count`` streams on one selector loop, answer the parent's questions."""
+    raise_open_files_limit(count + 256)
+    swarm = StreamSwarm(url, count)
+    swarm.connect(pace=100)
+    seen = [0] * count
+    while True:
+        swarm.pump(0.02)
+        for index, events in enumerate(swarm.events):
+            if len(events) > KEEP_EVENTS:
+                seen[index] += len(events) - KEEP_EVENTS
+                del events[:-KEEP_EVENTS]
+        while conn.poll():
+            command, arg = conn.recv()
+            if command == "state":
+                latest = [events[-1].int_id if events else 0 for events in swarm.events]
+                conn.send({
+                    "answered_200": sum(status == 200 for status in swarm.status),
+                    "errors": len(swarm.errors),
+                    "closed": sum(swarm.closed),
+                    "min_latest": min(latest), "max_latest": max(latest),
+                    "done_cancelled": sum(
+                        1 for events in swarm.events
+                        if events and events[-1].event == "done" and json.loads(events[-1].data)["status"] == "CANCELLED"
+                    ),
+                })
+            elif command == "sample":  # the latency of event ``arg`` at every client that has it
+                conn.send([e.received - json.loads(e.data)["t"]
+                           for events in swarm.events for e in events if e.int_id == arg and e.event == "interim"])
+            elif command == "stop":
+                swarm.close()
+                conn.send(None)
+                return
 
 
-def bench_capacity(stack: Stack, steps: list[int], interval: float) -> list[dict]:
+class ClientProcesses:
+    """SSE streams held by several client processes (one Python process cannot keep 10,000 up)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._context = multiprocessing.get_context("spawn")
+        self._children: list[tuple] = []
+
+    def add(self, count: int, per_process: int) -> None:
+        while count > 0:
+            share = min(count, per_process)
+            parent, child = self._context.Pipe()
+            process = self._context.Process(target=_swarm_process, args=(child, self._url, share), daemon=True)
+            process.start()
+            self._children.append((process, parent))
+            count -= share
+
+    def ask(self, command: str, arg: object = None) -> list:
+        for _, conn in self._children:
+            conn.send((command, arg))
+        return [conn.recv() for _, conn in self._children]
+
+    def state(self) -> dict:
+        states = self.ask("state")
+        total = {key: sum(s[key] for s in states) for key in ("answered_200", "errors", "closed", "done_cancelled")}
+        total["min_latest"] = min(s["min_latest"] for s in states)
+        total["max_latest"] = max(s["max_latest"] for s in states)
+        return total
+
+    def wait(self, condition, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition(self.state()):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def stop(self) -> None:
+        for process, conn in self._children:
+            try:
+                conn.send(("stop", None))
+                conn.recv()
+            except (EOFError, OSError):
+                pass
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+
+
+def bench_capacity(stack: Stack, steps: list[int], interval: float, per_process: int) -> list[dict]:
     """Add SSE clients in steps on one job publishing every ``interval`` s; read RSS and fan-out."""
     worker = api_worker_process(stack)
     job_id = stack.submit("stamper", {"count": 100_000, "interval": interval})["id"]
     stack.wait_status(job_id, "RUNNING")
-    url = f"{stack.url}/jobs/{job_id}/stream"
+    clients = ClientProcesses(f"{stack.url}/jobs/{job_id}/stream")
     baseline_rss = worker.memory_info().rss
     rows = []
-    swarms: list[StreamSwarm] = []
     held = 0
     try:
         for target in steps:
-            swarm = StreamSwarm(url, target - held)
-            swarm.connect(pace=100)
-            swarms.append(swarm)
+            started = time.monotonic()
+            clients.add(target - held, per_process)
             held = target
-
-            connected = pump_all(swarms, lambda: all(i > 0 for i in latest(swarms)), timeout=120)
+            connected = clients.wait(lambda s, n=target: s["answered_200"] + s["errors"] == n and s["min_latest"] > 0,
+                                     timeout=300)
+            connect_s = time.monotonic() - started
             # The first event id every client sees after all are connected: its fan-out is the sample.
-            mark = max(latest(swarms))
-            pump_all(swarms, lambda mark=mark: all(i > mark for i in latest(swarms)), timeout=60)
-            samples = []
-            for s in swarms:
-                for events in s.events:
-                    after = [e for e in events if e.int_id == mark + 1 and e.event == "interim"]
-                    if after:
-                        samples.append(after[0].received - json.loads(after[0].data)["t"])
-            open_ok = sum(st == 200 for s in swarms for st in s.status)
-            errors = sum(len(s.errors) for s in swarms)
+            mark = clients.state()["max_latest"] + 1
+            clients.wait(lambda s, mark=mark: s["min_latest"] >= mark, timeout=60)
+            samples = [lat for part in clients.ask("sample", mark) for lat in part]
+            state = clients.state()
             rss = worker.memory_info().rss
             row = {
                 "clients": target,
-                "answered_200": open_ok,
-                "errors": errors,
+                "answered_200": state["answered_200"],
+                "errors": state["errors"],
                 "all_connected": connected,
+                "connect_s": connect_s,
+                "api_open_files": worker.num_fds(),
                 "rss_mb": rss / 2**20,
                 "rss_delta_mb": (rss - baseline_rss) / 2**20,
                 "kb_per_client": (rss - baseline_rss) / 1024 / target,
@@ -232,24 +313,17 @@ def bench_capacity(stack: Stack, steps: list[int], interval: float) -> list[dict
                 "fanout_received": len(samples),
             }
             rows.append(row)
-            print(f"  {target:5d} clients: {open_ok} answered 200, RSS {row['rss_mb']:.1f} MB "
-                  f"(+{row['kb_per_client']:.1f} KB/client), fan-out p50 {row['fanout'].get('p50_ms', 0):.1f} ms "
-                  f"p99 {row['fanout'].get('p99_ms', 0):.1f} ms to {len(samples)} clients", flush=True)
+            print(f"  {target:6d} clients: {state['answered_200']} answered 200 in {connect_s:.0f} s, "
+                  f"RSS {row['rss_mb']:.1f} MB (+{row['kb_per_client']:.1f} KB/client), fan-out p50 "
+                  f"{row['fanout'].get('p50_ms', 0):.1f} ms p99 {row['fanout'].get('p99_ms', 0):.1f} ms "
+                  f"to {len(samples)} clients", flush=True)
         stack.http.post(f"{stack.url}/jobs/{job_id}/cancel", timeout=60)
-        ended = lambda: all(all(s.closed) for s in swarms)  # noqa: E731
-        deadline = time.monotonic() + 120
-        while not ended() and time.monotonic() < deadline:
-            for s in swarms:
-                s.pump(0.05)
-        finished = sum(
-            1 for s in swarms for events in s.events
-            if events and events[-1].event == "done" and json.loads(events[-1].data)["status"] == "CANCELLED"
-        )
+        clients.wait(lambda s: s["closed"] == held, timeout=180)
+        finished = clients.state()["done_cancelled"]
         rows.append({"after_cancel_streams_ended_with_done_cancelled": finished, "of": held})
         print(f"  cancel: {finished}/{held} streams ended with done CANCELLED", flush=True)
     finally:
-        for s in swarms:
-            s.close()
+        clients.stop()
     return rows
 
 
@@ -258,37 +332,36 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--interval", type=float, default=0.005)
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--capacity", default="250,500,1000,1500,1950")
+    parser.add_argument("--capacity", default="1000,2500,5000,10000")
+    parser.add_argument("--per-process", type=int, default=2500, help="streams per capacity client process")
+    parser.add_argument("--skip-latency", action="store_true", help="only the capacity steps")
     args = parser.parse_args()
     steps = [int(x) for x in args.capacity.split(",") if x.strip()]
 
     stack = Stack(programs_dirs=os.pathsep.join([str(TEST_PROGRAMS_DIR), str(BENCH_PROGRAMS)]))
+    raise_open_files_limit(args.clients + 256)
     try:
         stack.start_worker(concurrency=2)
         stack.start_api()
         stack.wait_status(stack.submit("stamper", {"count": 3, "interval": 0})["id"])  # warm-up
-        raw = bench_raw_pubsub(stack, args.messages, args.interval)
-        job = bench_job_latency(stack, args.messages, args.interval, args.clients)
+        rows, job = [], None
+        if not args.skip_latency:
+            raw = bench_raw_pubsub(stack, args.messages, args.interval)
+            job = bench_job_latency(stack, args.messages, args.interval, args.clients)
+            rows = [
+                ("raw_pubsub", "raw redis pub/sub (process→subscriber)", percentiles(raw)),
+                ("job_channel", "program publish → job channel (pub/sub)", percentiles(job["channel"])),
+                ("sse_one_client", "program publish → 1 SSE client", percentiles(job["sse_one"])),
+                ("sse_many_clients", f"program publish → {args.clients} SSE clients", percentiles(job["sse_many"])),
+            ]
+            print_latency(args, rows, job)
         print("capacity (one API process):", flush=True)
-        capacity = bench_capacity(stack, steps, interval=1.0)
+        capacity = bench_capacity(stack, steps, interval=1.0, per_process=args.per_process)
     finally:
         stack.stop()
 
-    rows = [
-        ("raw_pubsub", "raw redis pub/sub (process→subscriber)", percentiles(raw)),
-        ("job_channel", "program publish → job channel (pub/sub)", percentiles(job["channel"])),
-        ("sse_one_client", "program publish → 1 SSE client", percentiles(job["sse_one"])),
-        ("sse_many_clients", f"program publish → {args.clients} SSE clients", percentiles(job["sse_many"])),
-    ]
-    print(f"\n{args.messages} messages, {args.interval * 1000:.0f} ms apart; {os.cpu_count()} cores")
-    print(f"{'path':44} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'n':>7}")
-    for _, name, stats in rows:
-        print(f"{name:44} {stats['p50_ms']:8.2f} {stats['p90_ms']:8.2f} {stats['p99_ms']:8.2f} "
-              f"{stats['max_ms']:8.2f} {stats['n']:7d}")
-    print(f"{job['sse_many_complete_clients']}/{args.clients} SSE clients received all {args.messages} messages")
-    cpu = job["sse_many_cpu"]
-    print(f"during the {args.clients}-client run ({cpu['wall_s']:.1f} s): API process CPU {cpu['api_cpu_s']:.1f} s, "
-          f"bench client CPU {cpu['client_cpu_s']:.1f} s")
+    if rows:
+        print_latency(args, rows, job)
     print(f"\n{'SSE clients':>11} {'HTTP 200':>9} {'RSS MB':>8} {'KB/client':>10} {'fan-out p50':>12} {'p99 ms':>8}")
     for row in capacity:
         if "clients" in row:
@@ -300,12 +373,28 @@ def main() -> None:
         "messages": args.messages, "interval_s": args.interval, "cores": os.cpu_count(),
         "gevent_worker_connections": GEVENT_CONNECTIONS,
         "latency": {key: {"path": name, **stats} for key, name, stats in rows},
-        "sse_many_complete_clients": job["sse_many_complete_clients"], "sse_many_clients": args.clients,
-        "sse_many_cpu": job["sse_many_cpu"],
         "capacity": capacity,
     }
+    if job is not None:
+        out.update({"sse_many_complete_clients": job["sse_many_complete_clients"], "sse_many_clients": args.clients,
+                    "sse_many_cpu": job["sse_many_cpu"],
+                    "sse_many_messages_while_connecting": job["sse_many_messages_while_connecting"]})
     (RESULTS / "stream.json").write_text(json.dumps(out, indent=2))
     print(f"wrote {RESULTS / 'stream.json'}")
+
+
+def print_latency(args: argparse.Namespace, rows: list, job: dict) -> None:
+    print(f"\n{args.messages} messages, {args.interval * 1000:.0f} ms apart "
+          f"({1 / args.interval:.0f} messages/s); {os.cpu_count()} cores")
+    print(f"{'path':44} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'n':>7}")
+    for _, name, stats in rows:
+        print(f"{name:44} {stats['p50_ms']:8.2f} {stats['p95_ms']:8.2f} {stats['p99_ms']:8.2f} "
+              f"{stats['max_ms']:8.2f} {stats['n']:7d}")
+    print(f"{job['sse_many_complete_clients']}/{args.clients} SSE clients received all {args.messages} messages; "
+          f"the first {job['sse_many_messages_while_connecting']}, published while they connected, are not timed")
+    cpu = job["sse_many_cpu"]
+    print(f"during the {args.clients}-client run ({cpu['wall_s']:.1f} s): API process CPU {cpu['api_cpu_s']:.1f} s, "
+          f"bench client CPU {cpu['client_cpu_s']:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

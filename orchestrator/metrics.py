@@ -20,9 +20,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.registry import REGISTRY
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-#: Name prefix of the samples folder made for one worker or API (removed when it stops).
-SAMPLES_DIR_PREFIX = "qrt-metrics-"
+from orchestrator.metrics_files import (
+    MULTIPROC_ENV,
+    forget_process,
+    remove_samples_dir,
+    samples_dir_env,
+)
+
+__all__ = ["MULTIPROC_ENV", "forget_process", "registry", "remove_samples_dir", "samples_dir_env"]
+
 #: Job durations run from milliseconds to the 3 h ceiling of max_execution_time.
 JOB_SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 10800)
 REQUEST_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -60,24 +66,6 @@ REDIS_ERRORS = Counter("qruntime_redis_errors_total", "Redis calls that failed, 
                        ["component"])
 
 
-def samples_dir_env(environ: dict[str, str]) -> dict[str, str]:
-    """``environ`` with a fresh, private samples folder, unless the operator named one."""
-    if environ.get(MULTIPROC_ENV):
-        return environ
-    import tempfile
-
-    return {**environ, MULTIPROC_ENV: tempfile.mkdtemp(prefix=SAMPLES_DIR_PREFIX)}
-
-
-def remove_samples_dir() -> None:
-    """Remove this service's samples folder if :func:`samples_dir_env` made it."""
-    import shutil
-
-    folder = os.environ.get(MULTIPROC_ENV, "")
-    if os.path.basename(folder.rstrip("/")).startswith(SAMPLES_DIR_PREFIX):
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def registry() -> CollectorRegistry:
     """What ``/metrics`` serves: every process's samples in multiprocess mode, else this process's."""
     if os.environ.get(MULTIPROC_ENV):
@@ -85,9 +73,3 @@ def registry() -> CollectorRegistry:
         _multiprocess.MultiProcessCollector(collected)
         return collected
     return REGISTRY
-
-
-def process_ended(pid: int) -> None:
-    """Drop a finished process's live gauges (its counters stay counted)."""
-    if os.environ.get(MULTIPROC_ENV):
-        _multiprocess.mark_process_dead(pid)

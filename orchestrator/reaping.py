@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from orchestrator.errors import InvalidTransitionError, JobNotFoundError
+from orchestrator.logs import fields_of
 from orchestrator.status import JobStatus
 from orchestrator.store import Job, JobStore
 
@@ -45,7 +46,7 @@ def reap_orphans(store: JobStore, requeue: Callable[[Job], None]) -> list[tuple[
                 try:
                     requeue(job)
                 except Exception as exc:  # no message, no run: it must not sit QUEUED forever
-                    logger.exception("could not requeue job %s", job_id)
+                    logger.exception("could not requeue job %s", job_id, extra=fields_of(job))
                     target = JobStatus.FAILED
                     text = f"Job {job_id} failed: {lost} and it could not be requeued ({type(exc).__name__}: {exc})."
                     store.transition(job_id, target, expect=[JobStatus.QUEUED], result=text, reason=text)
@@ -58,6 +59,6 @@ def reap_orphans(store: JobStore, requeue: Callable[[Job], None]) -> list[tuple[
                 store.transition(job_id, target, expect=[JobStatus.RUNNING], result=text, reason=text)
         except (InvalidTransitionError, JobNotFoundError):
             continue  # another reaper, or the job's own supervisor, got there first
-        logger.warning("job %s was orphaned (%s): now %s", job_id, lost, target.value)
+        logger.warning("job %s was orphaned (%s): now %s", job_id, lost, target.value, extra=fields_of(job))
         settled.append((job_id, target))
     return settled

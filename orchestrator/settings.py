@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigurationError
+from orchestrator.logs import LOG_FORMATS
 
 #: Where the built-in programs live: ``programs/`` at the top of the source tree.
 BUILTIN_PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
@@ -107,6 +108,10 @@ class Settings:
     #: Flower's login as ``user:password`` (comma-separated for several); empty: ``qruntime up
     #: --flower`` makes one for its run. Flower reads it as FLOWER_BASIC_AUTH, never from argv.
     flower_basic_auth: str = ""
+    #: How the API's and the workers' logs are written: "text" (lines for people) or "json"
+    #: (one object per line, for a log collector; lines about a job carry its id, program,
+    #: backend and worker).
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         """Refuse values that would silently break the service (a job run twice, a limit of -1)."""
@@ -135,6 +140,8 @@ class Settings:
                                      "job uids between 1000 and 2^32-2.")
         if self.auth not in ("on", "off"):
             raise ConfigurationError(f"{ENV_PREFIX}AUTH={self.auth!r} must be 'on' or 'off'.")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigurationError(f"{ENV_PREFIX}LOG_FORMAT={self.log_format!r} must be 'text' or 'json'.")
         if self.job_network not in ("isolated", "host"):
             raise ConfigurationError(f"{ENV_PREFIX}JOB_NETWORK={self.job_network!r} must be 'isolated' or 'host'.")
         if self.flower_basic_auth and not all(

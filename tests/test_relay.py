@@ -16,7 +16,7 @@ import requests
 from werkzeug.serving import make_server
 
 from api import create_app
-from api.relay import OVERFLOW, Frame, Mailbox, Relay
+from api.relay import COMPACT_EVERY_FRAMES, OVERFLOW, Frame, Mailbox, Relay
 from api.stream import StreamFollower
 from orchestrator.events import EVENT_INTERIM
 from orchestrator.redisconn import connect
@@ -87,6 +87,49 @@ def test_mailbox_past_its_bounds_drops_what_it_holds_and_keeps_only_overflow() -
     big.offer(Frame(3, "interim", b"x" * 5))
     assert not big.overflowed
     assert [f.id for f in big.take_all(0)] == [2, 3]
+
+
+def test_three_hundred_clients_of_one_job_each_take_every_event_once_as_one_shared_frame(
+    store: JobStore, relay: Relay
+) -> None:
+    job_id = new_job(store)
+    boxes = [relay.subscribe(job_id, max_events=1000, max_bytes=1 << 20) for _ in range(300)]
+    assert relay.client_count() == 300
+    for first, last in ((1, 40), (41, 45)):  # two rounds: the second starts from where each box stood
+        publish(store, job_id, first, last)
+        taken: list[list[Frame]] = [[] for _ in boxes]
+
+        def everyone_has_them(taken: list[list[Frame]] = taken, count: int = last - first + 1) -> bool:
+            for box, frames in zip(boxes, taken, strict=True):
+                # (the job's QUEUED status may still be on its way through the relay: not counted)
+                frames.extend(f for f in box.take_all(0) if isinstance(f, Frame) and f.type == EVENT_INTERIM)
+            return all(len(frames) >= count for frames in taken)
+
+        wait_for(everyone_has_them, timeout=10, message="every mailbox to take the new frames")
+        reference = taken[0]
+        events, _ = parse([frame.payload for frame in reference])
+        assert [json.loads(e.data)["index"] for e in events] == list(range(first, last + 1))  # each once
+        for frames in taken:  # encoded once: every client holds the very same bytes objects
+            assert len(frames) == len(reference)
+            assert all(mine.payload is theirs.payload for mine, theirs in zip(frames, reference, strict=True))
+        assert all(box.take_all(0) == [] for box in boxes)
+    for box in boxes:
+        relay.unsubscribe(box)
+    assert relay.client_count() == 0
+
+
+def test_a_stalled_client_is_cut_off_while_the_others_keep_everything_in_bounded_memory() -> None:
+    fast = Mailbox("job", max_events=2 * COMPACT_EVERY_FRAMES, max_bytes=1 << 20)
+    feed = fast.feed
+    stalled = feed.add(max_events=2 * COMPACT_EVERY_FRAMES, max_bytes=1 << 20)
+    received: list[int] = []
+    for index in range(1, 10 * COMPACT_EVERY_FRAMES + 1):
+        feed.append(Frame(index, "interim", b"x" * 10))
+        received.extend(frame.id for frame in fast.take_all(0))
+    assert received == list(range(1, 10 * COMPACT_EVERY_FRAMES + 1))
+    assert not fast.overflowed
+    assert stalled.overflowed and stalled.take_all(0) == [OVERFLOW] and stalled.take_all(0) == []
+    assert len(feed._frames) <= COMPACT_EVERY_FRAMES  # what every live box has taken is dropped
 
 
 def test_a_client_that_falls_behind_is_cut_off_and_resumes_from_the_log(

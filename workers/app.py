@@ -10,6 +10,7 @@ import logging
 import os
 
 from celery.signals import (
+    setup_logging,
     worker_init,
     worker_process_shutdown,
     worker_ready,
@@ -18,7 +19,7 @@ from celery.signals import (
 )
 from prometheus_client import start_http_server
 
-from orchestrator import metrics
+from orchestrator import logs, metrics
 from orchestrator.backends import find_backend
 from orchestrator.dispatch import enqueue, task_label
 from orchestrator.settings import Settings
@@ -44,8 +45,14 @@ def run_job(self, job_id: str) -> str:
     if status == JobStatus.QUEUED.value:  # handed back by a stopping worker: another one runs it
         job = context.current().store.get(job_id)
         enqueue(self.app, job_id, find_backend(job.backend).queue, label=task_label(job.program_id, job.backend))
-        logger.warning("job %s handed back to the queue: %s", job_id, shutdown.REASON)
+        logger.warning("job %s handed back to the queue: %s", job_id, shutdown.REASON, extra=logs.fields_of(job))
     return status
+
+
+@setup_logging.connect
+def _setup_logging(loglevel: int | str | None = None, **_: object) -> None:
+    """Celery's and qruntime's lines, in QRT_LOG_FORMAT, at the worker's --log-level, on stderr."""
+    logs.configure(Settings.load().log_format, loglevel or logging.INFO)
 
 
 @worker_shutting_down.connect
@@ -109,7 +116,7 @@ def _start_reaper(sender=None, **_: object) -> None:
 
 @worker_process_shutdown.connect
 def _forget_pool_process(pid: int | None = None, **_: object) -> None:
-    metrics.process_ended(pid or os.getpid())
+    metrics.forget_process(pid or os.getpid())
 
 
 @worker_shutdown.connect

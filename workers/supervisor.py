@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import selectors
 import signal
@@ -20,7 +21,7 @@ import time
 
 import redis
 
-from orchestrator import metrics
+from orchestrator import logs, metrics
 from orchestrator.errors import InvalidTransitionError, JobNotFoundError
 from orchestrator.events import EVENT_INTERIM, EVENT_LOG
 from orchestrator.status import FINAL_STATUSES, JobStatus
@@ -30,6 +31,8 @@ from workers import frames, shutdown
 from workers.program_cache import ProgramFiles
 from workers.sandbox import CPU_LIMIT_SLACK_S
 from workers.zygote_client import JobHandle, SandboxUnavailableError, program_dir, sealed_spec
+
+logger = logging.getLogger(__name__)
 
 #: How long the supervisor's loop waits for output before checking clocks and flags.
 POLL_INTERVAL_S = 0.05
@@ -352,7 +355,11 @@ class Supervisor:
             )
         except (InvalidTransitionError, JobNotFoundError):
             # Someone else ended it first (reaper, delete); their word stands.
-            pass
+            logger.info("job %s ended elsewhere first (reaper or delete); its run here saw %s", self.job.id,
+                        outcome.status.value, extra=logs.fields_of(self.job))
+            return outcome.status
+        logger.info("job %s ended %s%s (%.3f s)", self.job.id, outcome.status.value,
+                    f": {outcome.reason}" if outcome.reason else "", usage["wall_s"], extra=logs.fields_of(self.job))
         return outcome.status
 
 

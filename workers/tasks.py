@@ -14,7 +14,7 @@ import time
 import redis
 from celery.exceptions import Reject
 
-from orchestrator import metrics
+from orchestrator import logs, metrics
 from orchestrator.backends import find_backend
 from orchestrator.errors import (
     InvalidTransitionError,
@@ -23,6 +23,7 @@ from orchestrator.errors import (
     RequestError,
 )
 from orchestrator.status import JobStatus
+from orchestrator.store import Job
 from workers.context import WorkerContext
 from workers.supervisor import Supervisor
 
@@ -34,7 +35,23 @@ STORE_UNREACHABLE_BACKOFF_S = 1.0
 
 
 def execute(ctx: WorkerContext, job_id: str) -> str:
-    """Claim and run one job; returns its final status (or why it was skipped)."""
+    """Claim and run one job; returns its final status (or why it was skipped).
+
+    Every line logged meanwhile is about the job (orchestrator/logs.py): by its id
+    until it is claimed, then by its program, backend and worker too.
+    """
+    with logs.about_job(logs.job_fields(job_id)):
+        job = _claim(ctx, job_id)
+    if isinstance(job, str):
+        return job
+    with logs.about_job(logs.fields_of(job)):
+        logger.info("job %s running: program %s on %s, attempt %d", job_id, job.program_id, job.backend,
+                    job.attempts)
+        return _run(ctx, job)
+
+
+def _claim(ctx: WorkerContext, job_id: str) -> Job | str:
+    """The job, now RUNNING on this worker; or why it is not run here ("missing", "skipped")."""
     store = ctx.store
     try:
         job = store.transition(
@@ -52,6 +69,12 @@ def execute(ctx: WorkerContext, job_id: str) -> str:
         logger.warning("job %s: job store unreachable (%s); message handed back", job_id, exc)
         time.sleep(STORE_UNREACHABLE_BACKOFF_S)
         raise Reject(exc, requeue=True) from None
+    return job
+
+
+def _run(ctx: WorkerContext, job: Job) -> str:
+    """Put the program's files in place and supervise the claimed job to its final status."""
+    job_id, store = job.id, ctx.store
     try:
         program = ctx.programs.get(job.program_id, job.program_version or None)
         files = ctx.cache.files(program, ctx.settings.program_paths)

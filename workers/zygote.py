@@ -164,7 +164,8 @@ class Zygote:
             self.failed_children = 0
             if len(self.slots) == 1 or not getattr(self, "_reported", False):
                 self._reported = True
-                logger.warning("job sandbox layers: %s", slot.layers)
+                weakened = any(not state.startswith("on") for state in slot.layers.values())
+                logger.log(logging.WARNING if weakened else logging.INFO, "job sandbox layers: %s", slot.layers)
         if slot.ready and self.waiting:
             client, start_fds = self.waiting.popleft()
             self._hand_over(slot, client, start_fds)
@@ -622,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cgroup", required=True, help="name of this zygote's cgroup")
     args = parser.parse_args(argv)
     die_with_parent(signal.SIGKILL)
-    logging.basicConfig(level=logging.INFO, format="[zygote %(process)d] %(levelname)s %(message)s")
+    # Warnings only: a sandbox layer this host refuses, a child that failed. The zygote has a
+    # bare environment by design (no secrets), so it does not read the workers' log settings.
+    logging.basicConfig(level=logging.WARNING, format="[zygote %(process)d] %(levelname)s %(message)s")
     logging.getLogger("qiskit").setLevel(logging.WARNING)
     config = SandboxConfig.from_json(args.config)
     from workers.seccomp_policy import sockets_filter

@@ -39,8 +39,11 @@ SUPERVISE_INTERVAL_S = 0.5
 #: How much longer than the children's grace ``qruntime down`` waits for ``up`` to stop.
 DOWN_MARGIN_S = 15.0
 DEFAULT_PORT = 8000
-#: Concurrent SSE streams one gevent API process holds.
-GEVENT_CONNECTIONS = 2000
+#: Concurrent connections (mostly SSE streams) one gevent API process holds: 10,000
+#: streams measured at ~355 MB RSS (docs/streaming.md), with room for ordinary requests.
+GEVENT_CONNECTIONS = 12_000
+#: Descriptors an API process needs besides its connections: Redis pool (200), logs, listeners.
+API_SPARE_FILES = 1024
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "default: no Flower)")
     up.add_argument("--data-dir", default=str(up_state.default_data_dir()),
                     help="where the embedded Redis keeps its data (default $QRT_DATA_DIR, else ~/.qruntime)")
+    up.add_argument("--verbose", action="store_true",
+                    help="also print the API's access log and the workers' banner and INFO lines "
+                         "(default: warnings and errors only)")
     up.set_defaults(handler=cmd_up)
 
     status = subparsers.add_parser("status", help="is a qruntime up running here, where, and is it healthy")
@@ -88,7 +94,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.set_defaults(handler=cmd_worker)
 
 
-def api_command(host: str, port: int, processes: int = 1) -> list[str]:
+def api_command(host: str, port: int, processes: int = 1, *, verbose: bool = True) -> list[str]:
+    """Gunicorn serving the API; not ``verbose`` (``qruntime up``'s console): no access log, warnings and up.
+
+    Raises this process's open-files limit first, so the API it starts inherits room
+    for :data:`GEVENT_CONNECTIONS` sockets.
+    """
+    raise_open_files_limit(GEVENT_CONNECTIONS + API_SPARE_FILES)
     return [
         sys.executable, "-m", "gunicorn",
         "--worker-class", "gevent",
@@ -97,13 +109,36 @@ def api_command(host: str, port: int, processes: int = 1) -> list[str]:
         "--bind", f"{host}:{port}",
         "--timeout", "120",
         "--graceful-timeout", "10",
-        "--access-logfile", "-",
+        *(["--access-logfile", "-"] if verbose else ["--log-level", "warning"]),
         # The path without its query string: a browser's stream URL may carry ?access_token=.
         "--access-logformat", '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(L)ss "%(a)s"',
+        "--logger-class", "api.logs.GunicornLogger",  # QRT_LOG_FORMAT, for the app's loggers too
         *_no_control_socket(),
-        "--config", "python:api.gunicorn_conf",
+        "--config", "python:orchestrator.gunicorn_conf",
         "api.wsgi:app",
     ]
+
+
+def raise_open_files_limit(needed: int) -> int:
+    """Raise RLIMIT_NOFILE's soft limit towards the hard limit (never above it); the new soft limit.
+
+    Many systems start processes with a soft limit of 1024 descriptors, far below
+    what 10,000 streams need; only the hard limit is a real ceiling (raise it in
+    the service manager, e.g. ``LimitNOFILE=`` or ``ulimit -Hn``, or Docker's ``--ulimit nofile=``).
+    """
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return needed
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        print(f"qruntime: open files are limited to {soft} (hard limit); one API process then holds "
+              f"fewer than {GEVENT_CONNECTIONS} connections", file=sys.stderr)
+    return soft
 
 
 def _no_control_socket() -> list[str]:
@@ -114,7 +149,9 @@ def _no_control_socket() -> list[str]:
     return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
 
 
-def worker_command(backends: str = "", concurrency: int = 2, name: str = "", loglevel: str = "INFO") -> list[str]:
+def worker_command(backends: str = "", concurrency: int = 2, name: str = "", loglevel: str = "INFO",
+                   *, banner: bool = True) -> list[str]:
+    """A Celery worker for ``backends``' queues; without ``banner``, Celery does not print its own at start."""
     from orchestrator.backends import find_backend, groups, queue_for_group
 
     if backends:
@@ -122,7 +159,7 @@ def worker_command(backends: str = "", concurrency: int = 2, name: str = "", log
     else:
         queues = [queue_for_group(g) for g in groups()]
     return [
-        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+        sys.executable, "-m", "celery", "-A", "workers.app", *([] if banner else ["--quiet"]), "worker",
         "--pool", "prefork",
         "--concurrency", str(concurrency),
         "--queues", ",".join(queues),
@@ -163,20 +200,23 @@ def _take_flower_login(env: dict[str, str]) -> tuple[str, str]:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from orchestrator.metrics import samples_dir_env
+    from orchestrator.metrics_files import samples_dir_env
 
     os.execve(sys.executable, api_command(args.host, args.port, args.processes), samples_dir_env(dict(os.environ)))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from orchestrator.metrics import samples_dir_env
+    from orchestrator.metrics_files import samples_dir_env
+    from orchestrator.settings import Settings
 
-    os.execve(sys.executable, worker_command(args.backends, args.concurrency, args.name, args.loglevel),
+    json_logs = Settings.load().log_format == "json"  # Celery's banner is no JSON line: a collector gets none
+    os.execve(sys.executable, worker_command(args.backends, args.concurrency, args.name, args.loglevel,
+                                             banner=not json_logs),
               samples_dir_env(dict(os.environ)))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from orchestrator.metrics import samples_dir_env
+    from orchestrator.metrics_files import samples_dir_env
     from qruntime.localredis import LocalRedis
 
     data_dir = Path(args.data_dir).expanduser()
@@ -200,12 +240,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"qruntime: embedded Redis at {redis_server.address} (data in {data_dir}/redis)", flush=True)
     children = [
         *(Managed(f"worker {index}", worker_command(args.backends, concurrency=args.concurrency,
-                                                     name=f"qruntime-{os.getpid()}-{index}@%h"),
+                                                     name=f"qruntime-{os.getpid()}-{index}@%h",
+                                                     loglevel="INFO" if args.verbose else "WARNING",
+                                                     banner=args.verbose),
                   samples_dir_env(env), hands_back=True)
           for index in range(args.workers)),
         *([Managed("flower", flower_command(args.host, args.flower), {**env, "FLOWER_BASIC_AUTH": flower_login})]
           if args.flower else []),
-        Managed("api", api_command(args.host, args.port), samples_dir_env(env)),
+        Managed("api", api_command(args.host, args.port, verbose=args.verbose), samples_dir_env(env)),
     ]
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     stopping = False

@@ -36,6 +36,12 @@ function runTime(job) {
   return job.started ? formatDuration(secondsBetween(job.started, job.ended)) : "—";
 }
 
+/** One figure of what the job's run cost (the API's `usage`), or a dash before it is known. */
+function usageFigure(job, key, format) {
+  const value = job.usage ? job.usage[key] : null;
+  return value === null || value === undefined ? "—" : format(value);
+}
+
 function detailsList(job) {
   const program = job.program.id;
   return [
@@ -47,6 +53,8 @@ function detailsList(job) {
     ["Started", timeEl(job.started)],
     ["Ended", timeEl(job.ended)],
     ["Run time", h("span.run-time", {}, runTime(job))],
+    ["CPU time", usageFigure(job, "cpu_s", (v) => `${v.toFixed(2)} s`)],
+    ["Peak memory", usageFigure(job, "peak_memory_bytes", (v) => `${(v / 2 ** 20).toFixed(0)} MiB`)],
     ["Attempts", String(job.attempts)],
     ["Max execution time", `${job.cost} s`],
     ["Log level", job.log_level],
