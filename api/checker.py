@@ -14,9 +14,10 @@ exec with a bare environment, and waits for the answer cooperatively:
 - memory: a checker's address space is capped at its size at rest plus
   ``QRT_CHECK_MEMORY_MB``; a check that needs more gets a 400 naming the limit.
 
-Processes start on first use and are reused; a request waits for a free one
-(the pool is the bound on concurrent checks). Time spent starting one does not
-count against a check's budget.
+The pool starts on first use, all of it, and is reused; a checker that is
+killed is replaced at once. A request waits for a free checker (the pool is the
+bound on concurrent checks); time spent starting one does not count against a
+check's budget.
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ class Checker:
                 return self._idle.get_nowait()
             except queue.Empty:
                 pass
-            if len(self._all) < self.settings.check_processes:
-                self._start()
+            while len(self._all) < self.settings.check_processes:  # the whole pool at once: a
+                self._start()  # check that has to be killed then leaves the others ready
         try:
             return self._idle.get(timeout=WAIT_FOR_CHECKER_S)
         except queue.Empty:
@@ -128,7 +129,7 @@ class Checker:
                 raise ValueError("unexpected greeting")
         except (EOFError, OSError, ValueError) as exc:
             logger.error("a checker process did not start: %s", exc)
-            self._discard(helper)
+            self._discard(helper, replace=False)  # the next check tries again; no start loop
             return
         self._idle.put(helper)
 
@@ -138,10 +139,14 @@ class Checker:
         else:  # it served its last check (a memory error) and exited
             self._discard(helper)
 
-    def _discard(self, helper: _Helper) -> None:
+    def _discard(self, helper: _Helper, *, replace: bool = True) -> None:
+        """Stop a checker (out of time or memory, or ended); with ``replace``, start its
+        replacement now, so the next check does not wait for one to start (imports take seconds)."""
         helper.stop()
         with self._lock:
             self._all.discard(helper)
+            if replace and self._pid == os.getpid() and len(self._all) < self.settings.check_processes:
+                self._start()
 
 
 class _Helper:

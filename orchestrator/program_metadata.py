@@ -3,8 +3,10 @@
 Required: ``name``, ``description``, ``max_execution_time`` (whole seconds,
 between 1 and the server-wide ceiling). Optional ``spec`` with
 ``backend_requirements`` (an object), and ``parameters`` / ``return_values`` /
-``interim_results``, each of which must be a valid JSON Schema. Every problem is
-reported at once, per field.
+``interim_results``, each of which must be a valid JSON Schema within the bounds of
+orchestrator/schema_budget.py (depth, local ``$ref`` only, evaluation cost). Every
+problem is reported at once, per field. The API runs this in a checker process
+(api/checker.py), never on a request thread.
 """
 
 from __future__ import annotations
