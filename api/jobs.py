@@ -105,7 +105,7 @@ def _enqueue(job: Job, queue: str) -> None:
 @blueprint.response(200, JobListSchema)
 @blueprint.errors(401)
 def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
-    """The caller's jobs (admins: everyone's), newest first."""
+    """The caller's jobs (admins: everyone's), newest first; queued ones say why they wait."""
     limit = DEFAULT_JOB_PAGE if query["limit"] is None else query["limit"]
     jobs, count = services().store.list(
         owner=current_identity().list_scope,
@@ -114,7 +114,8 @@ def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
         pending=query["pending"],
         program_id=query["program"],
     )
-    return {"jobs": jobs, "count": count}
+    live = services().workers.live() if any(j.status is JobStatus.QUEUED for j in jobs) else {}
+    return {"jobs": [_job_view(job, live) for job in jobs], "count": count}
 
 
 @blueprint.get("/jobs/<job_id>")
@@ -125,12 +126,15 @@ def get_job(job_id: str) -> Job | Extended:
     return _job_view(visible_job(job_id))
 
 
-def _job_view(job: Job) -> Job | Extended:
-    """The job; a QUEUED job no live worker can take says so in ``waiting_reason``."""
+def _job_view(job: Job, live: dict | None = None) -> Job | Extended:
+    """The job; a QUEUED job no live worker can take says so in ``waiting_reason``.
+
+    ``live``: the live workers, when the caller has read them once for many jobs.
+    """
     if job.status is not JobStatus.QUEUED:
         return job
     try:
-        note = services().waiting_note(find_backend(job.backend))
+        note = services().waiting_note(find_backend(job.backend), live)
     except RequestError:  # a backend since removed from the catalogue
         note = f"Backend {job.backend} is no longer in the catalogue; no worker will take this job."
     return Extended(job, waiting_reason=note) if note else job

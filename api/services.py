@@ -58,9 +58,9 @@ class Services:
         live = self.workers.live() if live is None else live
         return sorted(w for w, rec in live.items() if info.queue in rec.get("queues", []))
 
-    def waiting_note(self, info: BackendInfo) -> str | None:
+    def waiting_note(self, info: BackendInfo, live: dict[str, WorkerRecord] | None = None) -> str | None:
         """Why a QUEUED job for ``info`` cannot start yet, or None if some live worker serves it."""
-        if self.workers_serving(info):
+        if self.workers_serving(info, live):
             return None
         return (
             f"No live worker serves backend {info.name} (queue {info.queue}); the job stays QUEUED "

@@ -110,6 +110,9 @@ def test_montreal_worker_runs_montreal_jobs_and_leaves_aer_jobs_queued(montreal_
     assert counts["00"] + counts["11"] > 0.8 * 4000
     still = montreal_stack.job(waiting["id"])
     assert still["status"] == "QUEUED" and "aer_simulator" in still["waiting_reason"]
+    listed = montreal_stack.http.get(f"{montreal_stack.url}/jobs", params={"pending": "true"}, timeout=30).json()
+    in_list = next(j for j in listed["jobs"] if j["id"] == waiting["id"])
+    assert "aer_simulator" in in_list["waiting_reason"]  # the listing says why, too
     response = montreal_stack.http.post(f"{montreal_stack.url}/jobs/{waiting['id']}/cancel", timeout=30)
     assert response.json()["status"] == "CANCELLED"
 

@@ -111,3 +111,13 @@ def test_qruntime_completion_prints_code_for_bash_and_zsh() -> None:
         assert "_python_argcomplete" in done.stdout and "qruntime" in done.stdout
     main = (Path(__file__).resolve().parents[1] / "qruntime" / "__main__.py").read_text()
     assert "PYTHON_ARGCOMPLETE_OK" in main[:1024]  # argcomplete's global completion looks there
+
+
+def test_a_usage_error_is_one_qruntime_line_naming_the_help_to_read() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "qruntime", "jobs", "--limit", "many"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == "qruntime: Argument --limit: invalid int value: 'many'; see 'qruntime jobs --help'.\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from qruntime import __version__
 from qruntime.cli import admin, client, login, publishing, server
@@ -18,8 +19,19 @@ from qruntime.cli import admin, client, login, publishing, server
 COMMAND_MODULES = [server, client, publishing, admin, login]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in the CLI's one format: ``qruntime: <sentence>``.
+
+    They exit 2 (a usage error, as argparse and the shell's own tools do), and name
+    the help to read instead of printing the whole usage.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"qruntime: {message[:1].upper()}{message[1:]}; see '{self.prog} --help'.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="qruntime",
         description="qruntime: run quantum programs as jobs beside their backend.",
     )
