@@ -10,6 +10,9 @@ import json
 import signal
 import subprocess
 
+import pytest
+
+from qruntime.client.service import RuntimeService
 from tests.harness import Stack, wait_for
 
 GRACE_S = 1.0
@@ -27,13 +30,17 @@ def _stop_worker(stack: Stack, worker: subprocess.Popen) -> int:
     return worker.wait(timeout=GRACE_S + stack.settings.kill_grace_s + 20)
 
 
-def test_a_job_still_running_at_the_end_of_the_grace_is_handed_back_and_run_by_another_worker() -> None:
+def test_a_job_still_running_at_the_end_of_the_grace_is_handed_back_and_run_by_another_worker(
+        caplog: pytest.LogCaptureFixture) -> None:
     stack = Stack(shutdown_grace_s=GRACE_S)
     try:
         first = stack.start_worker(concurrency=1)
         stack.start_api()
         job_id = stack.submit("sleeper", {"seconds": 6})["id"]
-        wait_for(lambda: _started(stack, job_id), message="the program to start")
+        seen: list = []
+        watched = RuntimeService(url=stack.url).job(job_id)
+        watched.stream_results(lambda _, result: seen.append(result))  # a client following the job
+        wait_for(lambda: seen, message="the program's first interim result")
         assert _stop_worker(stack, first) == 0, stack.logs()[-3000:]
         job = stack.job(job_id)
         assert job["status"] == "QUEUED", job
@@ -46,6 +53,11 @@ def test_a_job_still_running_at_the_end_of_the_grace_is_handed_back_and_run_by_a
         assert final["status"] == "COMPLETED", final
         assert json.loads(stack.result_text(job_id)) == {"slept": 6}
         assert stack.store.get(job_id).attempts == 1
+        assert watched.attempts() == 1
+        # The following client was told, once, that the program would run again from the start.
+        wait_for(lambda: len(seen) == 2, message="the second run's interim result")
+        warnings = [r.getMessage() for r in caplog.records if "went back to the queue" in r.getMessage()]
+        assert len(warnings) == 1 and "requeued: worker shut down" in warnings[0], warnings
     finally:
         stack.stop()
 

@@ -202,6 +202,11 @@ class RuntimeJob:
             self._error_message = failure_message(self._job_id, self._api_status or "", text)
         return self._error_message
 
+    def attempts(self) -> int:
+        """Runs of the job so far: more than one means it was restarted (its worker was lost)
+        and its program ran again from the start."""
+        return int(self._get().get("attempts") or 0)
+
     def _get(self) -> dict[str, Any]:
         return self._api.get_job(self._job_id)
 
@@ -347,6 +352,7 @@ class RuntimeJob:
 
     def _consume(self, streamer: _Streamer) -> None:
         """The streaming thread: deliver interim results, track status, note ``done``."""
+        seen_status = None  # the stream's own order: the main thread may have polled a newer status
         try:
             for event in streamer.stream:
                 if event.id is not None:
@@ -357,7 +363,10 @@ class RuntimeJob:
                         self._deliver(streamer, event.data)
                 elif event.type in (EVENT_STATUS, EVENT_DONE):
                     status = _event_status(event.data)
+                    if status == QUEUED and seen_status == RUNNING:
+                        self._warn_restart(event.data)
                     if status:
+                        seen_status = status
                         self._set_status(status)
         except Exception as exc:
             streamer.error = exc
@@ -366,6 +375,13 @@ class RuntimeJob:
                 logger.warning("Streaming results for job %s stopped: %s", self._job_id, exc)
         finally:
             streamer.ended.set()
+
+    def _warn_restart(self, data: str) -> None:
+        """A running job went back to the queue: its program will run again from the start."""
+        reason = _event_field(data, "reason") or "requeued"
+        logger.warning("Job %s went back to the queue (%s): its program will run again from the start, "
+                       "so interim results it already sent may come again. attempts() says how many runs "
+                       "it has had.", self._job_id, reason)
 
     def _deliver(self, streamer: _Streamer, data: str) -> None:
         try:
@@ -377,8 +393,12 @@ class RuntimeJob:
 
 
 def _event_status(data: str) -> str | None:
+    return _event_field(data, "status")
+
+
+def _event_field(data: str, name: str) -> str | None:
     try:
         decoded = json.loads(data)
     except ValueError:
         return None
-    return decoded.get("status") if isinstance(decoded, dict) else None
+    return decoded.get(name) if isinstance(decoded, dict) else None
