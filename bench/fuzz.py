@@ -202,18 +202,23 @@ def _fuzz_operation(operation: Any, url: str, headers: dict[str, str], ids: dict
             report.server_errors += 1
             _sample(report, f"no response: {exc!r} for {case.as_curl_command(headers)}")
             return
-        report.statuses[response.status_code] += 1
-        if response.status_code >= 500:
-            report.server_errors += 1
-            _sample(report, f"{response.status_code} {response.text[:300]} for {case.as_curl_command(headers)}")
-        try:
-            case.validate_response(response, checks=SCHEMA_CHECKS)
-        except (Failure, FailureGroup) as exc:
-            report.schema_violations += 1
-            _sample(report, f"{type(exc).__name__}: {str(exc)[:600]} for {case.as_curl_command(headers)}")
+        _judge(report, case, response, headers)
 
     run()
     return report
+
+
+def _judge(report: OperationReport, case: Any, response: Any, headers: dict[str, str]) -> None:
+    """Count one answer: its status, a server error, a response that breaks the document."""
+    report.statuses[response.status_code] += 1
+    if response.status_code >= 500:
+        report.server_errors += 1
+        _sample(report, f"{response.status_code} {response.text[:300]} for {case.as_curl_command(headers)}")
+    try:
+        case.validate_response(response, checks=SCHEMA_CHECKS)
+    except (Failure, FailureGroup) as exc:
+        report.schema_violations += 1
+        _sample(report, f"{type(exc).__name__}: {str(exc)[:600]} for {case.as_curl_command(headers)}")
 
 
 def fuzz_stateful(url: str, token: str, *, scenarios: int, steps: int = DEFAULT_STEPS) -> dict[str, OperationReport]:
@@ -255,15 +260,7 @@ def fuzz_stateful(url: str, token: str, *, scenarios: int, steps: int = DEFAULT_
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
             report = reports[f"{case.method.upper()} {case.operation.path}"]
             report.examples += 1
-            report.statuses[response.status_code] += 1
-            if response.status_code >= 500:
-                report.server_errors += 1
-                _sample(report, f"{response.status_code} {response.text[:300]} for {case.as_curl_command(headers)}")
-            try:
-                case.validate_response(response, checks=SCHEMA_CHECKS)
-            except (Failure, FailureGroup) as exc:
-                report.schema_violations += 1
-                _sample(report, f"{type(exc).__name__}: {str(exc)[:600]} for {case.as_curl_command(headers)}")
+            _judge(report, case, response, headers)
 
     stops = 0
     while progress["scenarios_run"] < scenarios and stops < MAX_STATEFUL_STOPS:

@@ -15,14 +15,11 @@ import argparse
 import json
 import statistics
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,6 +30,7 @@ from tests.harness import Caller, running_stack  # noqa: E402
 from tests.hostile_inputs import (  # noqa: E402
     MAIN,
     SYNTAX_ERROR_SOURCE,
+    HealthWatch,
     anyof_bomb_spec,
     lying_zip,
     nested_spec,
@@ -45,26 +43,13 @@ RESULTS = ROOT / "bench" / "results"
 
 def _health_waits(url: str, action: Callable[[], int]) -> tuple[int, float, list[float]]:
     """Run ``action`` while polling /health: (its status, its duration, each /health wait)."""
-    waits: list[float] = []
-    stop = threading.Event()
-
-    def poll() -> None:
-        with requests.Session() as session:
-            while not stop.is_set():
-                sent = time.monotonic()
-                session.get(f"{url}/health", timeout=60)
-                waits.append(time.monotonic() - sent)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    while not waits:
-        time.sleep(0.001)
-    start = time.monotonic()
-    status = action()
-    took = time.monotonic() - start
-    stop.set()
-    poller.join()
-    return status, took, waits
+    with HealthWatch(url) as watch:
+        while not watch.answers:
+            time.sleep(0.001)
+        start = time.monotonic()
+        status = action()
+        took = time.monotonic() - start
+    return status, took, watch.waits()
 
 
 def _urllib_post(url: str, token: str, size: int) -> int:

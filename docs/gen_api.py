@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from docs.generated import write_or_check  # noqa: E402
+
 OUTPUT = ROOT / "docs" / "api.md"
 METHODS = ("get", "post", "put", "patch", "delete")
 #: An address nothing listens on: building the app must not need a live Redis.
@@ -233,15 +235,7 @@ def render(document: dict[str, Any] | None = None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is stale: run python docs/gen_api.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
-    return 0
+    return write_or_check(OUTPUT, render(), "docs/gen_api.py", argv)
 
 
 if __name__ == "__main__":

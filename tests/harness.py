@@ -51,6 +51,41 @@ def wait_for(condition: Callable[[], T], timeout: float = DEFAULT_WAIT_S, interv
 
 
 @contextmanager
+def running_api(**overrides: Any) -> Iterator[Stack]:
+    """A private Redis and API with no worker (a test starts one when it wants), stopped afterwards."""
+    stack = Stack(**overrides)
+    try:
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def up_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a new user's ``qruntime up``: no QRT_* of the caller's, HOME in ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QRT_")}
+    return {**env, "HOME": str(home), **extra}
+
+
+def start_up(env: dict[str, str], log: Path, port: int, *args: str) -> subprocess.Popen:
+    """Start ``qruntime up`` on ``port`` (serving aer_simulator), its output in ``log``; wait until it is up."""
+    with open(log, "a") as out:
+        up = subprocess.Popen([sys.executable, "-m", "qruntime", "up", "--port", str(port), "--backends",
+                               "aer_simulator", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    wait_for(lambda: f"is up at http://127.0.0.1:{port}" in log.read_text() or up.poll() is not None, timeout=180,
+             message="qruntime up to say it is up")
+    assert up.poll() is None, log.read_text()[-3000:]
+    return up
+
+
+def qruntime_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run one ``qruntime`` command as a user would; its output captured."""
+    return subprocess.run([sys.executable, "-m", "qruntime", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@contextmanager
 def running_stack(*, concurrency: int = 1, **overrides: Any) -> Iterator[Stack]:
     """A private stack with one worker and the API, stopped afterwards (for settings the shared one lacks)."""
     stack = Stack(**overrides)

@@ -1,4 +1,4 @@
-"""Hostile inputs to the API, built small and fast (shared by tests and bench/hostile_input.py).
+"""Hostile inputs to the API, built small and fast, and a /health watcher (shared by tests and bench/hostile_input.py).
 
 Each is what a malicious client or developer sends to make a check take
 unbounded time or memory, or to slip something past it.
@@ -10,8 +10,12 @@ import base64
 import io
 import struct
 import tarfile
+import threading
+import time
 import zipfile
 import zlib
+
+import requests
 
 MAIN = b"def main(backend, user_messenger, **kwargs):\n    return 'ok'\n"
 
@@ -80,3 +84,36 @@ SYNTAX_ERROR_SOURCE = b"def main(backend, user_messenger, **kwargs):\n    return
 def upload_body(name: str, data: bytes, **extra: object) -> dict:
     return {"name": name, "data": base64.b64encode(data).decode(), "cost": 60,
             "description": "hostile", "is_public": True, **extra}
+
+
+class HealthWatch:
+    """Polls /health in a thread; records when each answer came back and with what status."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answers: list[tuple[float, float, int]] = []  # (sent, answered, status)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> HealthWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _poll(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                sent = time.monotonic()
+                status = session.get(f"{self.url}/health", timeout=30).status_code
+                self.answers.append((sent, time.monotonic(), status))
+
+    def waits(self) -> list[float]:
+        """How long each /health request took."""
+        return [answered - sent for sent, answered, _ in self.answers]
+
+    def answered_within(self, start: float, end: float) -> list[int]:
+        """Statuses of the /health requests both sent and answered between ``start`` and ``end``."""
+        return [status for sent, answered, status in self.answers if start <= sent and answered <= end]

@@ -12,17 +12,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import Stack
+from tests.harness import Stack, running_api
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    stack = Stack(auth="on")
-    try:
-        stack.start_api()
+    with running_api(auth="on") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def qruntime(stack: Stack, tmp_path: Path, *args: str, token: str | None = None) -> subprocess.CompletedProcess:

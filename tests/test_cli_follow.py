@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, running_api, wait_for
 
 NO_WORKER = re.compile(r"No live worker serves backend aer_simulator \(queue [^)]+\); the job stays QUEUED "
                        r"until a worker for it starts \(qruntime worker --backends aer_simulator\)")
@@ -120,12 +120,8 @@ class CuttingProxy:
 @pytest.fixture
 def idle_stack() -> Iterator[Stack]:
     """The API and Redis, with no worker until the test starts one."""
-    stack = Stack()
-    try:
-        stack.start_api()
+    with running_api() as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_a_job_no_worker_serves_says_why_it_waits_then_finishes_once_a_worker_comes(idle_stack: Stack) -> None:

@@ -26,7 +26,7 @@ from qruntime.exceptions import (
     RuntimeProgramNotFound,
     seed_error,
 )
-from tests.harness import Stack
+from tests.harness import Stack, running_api
 
 #: The seed's tree (reference §0): class → its direct base.
 SEED_BASES = {
@@ -103,12 +103,8 @@ def test_an_unknown_backend_is_backend_not_found_but_a_field_error_is_not() -> N
 
 @pytest.fixture(scope="module")
 def secured() -> Iterator[Stack]:
-    stack = Stack(auth="on")
-    try:
-        stack.start_api()
+    with running_api(auth="on") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_a_bad_token_is_ibmq_not_authorized_from_every_entry_point(secured: Stack) -> None:

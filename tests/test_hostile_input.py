@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +26,7 @@ from tests.harness import Caller, Stack, running_stack, wait_for
 from tests.hostile_inputs import (
     MAIN,
     SYNTAX_ERROR_SOURCE,
+    HealthWatch,
     anyof_bomb_spec,
     lying_zip,
     nested_spec,
@@ -41,35 +41,6 @@ def world() -> Iterator[dict]:
         tokens = stack.add_users([("dev", "developer"), ("user", "user")])
         yield {"stack": stack, "dev": Caller(stack.url, tokens["dev"]), "user": Caller(stack.url, tokens["user"]),
                "tokens": tokens}
-
-
-class HealthWatch:
-    """Polls /health in a thread; records when each answer came back and with what status."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.answers: list[tuple[float, float, int]] = []  # (sent, answered, status)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> HealthWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _poll(self) -> None:
-        with requests.Session() as session:
-            while not self._stop.is_set():
-                sent = time.monotonic()
-                status = session.get(f"{self.url}/health", timeout=30).status_code
-                self.answers.append((sent, time.monotonic(), status))
-
-    def answered_within(self, start: float, end: float) -> list[int]:
-        """Statuses of the /health requests both sent and answered between ``start`` and ``end``."""
-        return [status for sent, answered, status in self.answers if start <= sent and answered <= end]
 
 
 def _while_health_is_watched(stack: Stack, action: Callable[[], requests.Response]) -> requests.Response:

@@ -16,7 +16,7 @@ import requests
 from orchestrator import logs
 from orchestrator.dispatch import task_label
 from qruntime.localredis import free_port
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, start_up, up_env, wait_for
 
 
 def _spawn(stack: Stack, args: list[str], log: Path) -> subprocess.Popen:
@@ -100,17 +100,9 @@ def test_text_lines_about_a_job_show_its_fields_and_celerys_task_lines_are_about
 
 def test_up_without_verbose_prints_no_access_log_and_no_celery_banner_but_says_it_is_up(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QRT_")}
-    env["HOME"] = str(tmp_path)
     log = tmp_path / "up.log"
-    with open(log, "w") as out:
-        up = subprocess.Popen([sys.executable, "-m", "qruntime", "up", "--port", str(port),
-                               "--backends", "aer_simulator"],
-                              env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    up = start_up(up_env(tmp_path), log, port)
     try:
-        wait_for(lambda: "is up at" in log.read_text() or up.poll() is not None, timeout=120,
-                 message="qruntime up to say it is up")
-        assert up.poll() is None, log.read_text()[-3000:]
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
         assert requests.get(f"http://127.0.0.1:{port}/jobs", timeout=10).status_code == 401
     finally:

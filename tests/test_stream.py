@@ -17,7 +17,7 @@ import requests
 from qiskit import QuantumCircuit
 from qiskit_ibm_runtime.json import RuntimeDecoder
 
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, running_api, wait_for
 from tests.sse import SSEEvent, StreamSwarm, read_stream
 
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CANCELLED - RAN TOO LONG"}
@@ -228,12 +228,8 @@ def test_unknown_job_and_bad_resume_point_get_error_envelopes(stack: Stack) -> N
 @pytest.fixture(scope="module")
 def idle_stack() -> Iterator[Stack]:
     """An API with no worker yet, short keep-alives and one allowed browser origin."""
-    stack = Stack(stream_keepalive_s=0.2, cors_origins="https://dash.example")
-    try:
-        stack.start_api()
+    with running_api(stream_keepalive_s=0.2, cors_origins="https://dash.example") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_stream_on_a_queued_job_keeps_alive_then_delivers_once_a_worker_runs_it(idle_stack: Stack) -> None:

@@ -13,22 +13,15 @@ import pytest
 import requests
 
 from qruntime.localredis import free_port
-from tests.harness import wait_for
+from tests.harness import qruntime_cli, running_api, start_up, up_env, wait_for
 
 
 def test_up_starts_everything_saves_an_admin_account_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QRT_")}
-    env["HOME"] = str(tmp_path)
+    env = up_env(tmp_path)
     log = tmp_path / "up.log"
-    with open(log, "w") as out:
-        up = subprocess.Popen([sys.executable, "-m", "qruntime", "up", "--port", str(port),
-                               "--backends", "aer_simulator"],
-                              env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    up = start_up(env, log, port)
     try:
-        wait_for(lambda: "is up at" in log.read_text() or up.poll() is not None, timeout=180,
-                 message="qruntime up to say it is up")
-        assert up.poll() is None, log.read_text()[-3000:]
         saved = json.loads((tmp_path / ".qruntime" / "account.json").read_text())
         assert saved["default"] == f"http://127.0.0.1:{port}"
         account = {"url": saved["default"], "token": saved["accounts"][saved["default"]]["token"]}
@@ -72,31 +65,14 @@ def _refused(port: int) -> bool:
     return False
 
 
-def _qruntime(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qruntime", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def _start_up(env: dict[str, str], log: Path, port: int) -> subprocess.Popen:
-    with open(log, "a") as out:
-        up = subprocess.Popen([sys.executable, "-m", "qruntime", "up", "--port", str(port), "--backends", "aer_simulator"],
-                              env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for(lambda: f"is up at http://127.0.0.1:{port}" in log.read_text() or up.poll() is not None, timeout=180,
-             message="qruntime up to say it is up")
-    assert up.poll() is None, log.read_text()[-3000:]
-    return up
-
-
 def test_up_restarts_a_crashed_worker_answers_status_and_stops_with_down(tmp_path: Path) -> None:
     """The laptop's process manager: a killed worker comes back, status says so, down stops it all."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QRT_")}
-    env["HOME"] = str(tmp_path)
-    env["QRT_SHUTDOWN_GRACE_S"] = "1"
+    env = up_env(tmp_path, QRT_SHUTDOWN_GRACE_S="1")
     log = tmp_path / "up.log"
     port = free_port()
-    up = _start_up(env, log, port)
+    up = start_up(env, log, port)
     try:
-        status = _qruntime(env, "status", "--json")
+        status = qruntime_cli(env, "status", "--json")
         assert status.returncode == 0, status.stdout + status.stderr
         state = json.loads(status.stdout)
         assert state["url"] == f"http://127.0.0.1:{port}" and state["health"]["workers"] == 1
@@ -105,15 +81,15 @@ def test_up_restarts_a_crashed_worker_answers_status_and_stops_with_down(tmp_pat
         os.killpg(worker["pid"], signal.SIGKILL)  # the Celery main process and its pool
         wait_for(lambda: "worker 0 exited with code -9; restarting it." in log.read_text(), timeout=30,
                  message="up to say it restarts the worker")
-        restarted = wait_for(lambda: (s := _qruntime(env, "status", "--json")).returncode == 0
+        restarted = wait_for(lambda: (s := qruntime_cli(env, "status", "--json")).returncode == 0
                              and json.loads(s.stdout), timeout=120, message="status to be healthy again")
         worker = next(p for p in restarted["processes"] if p["name"] == "worker 0")
         assert worker["restarts"] == 1
         # --direct finds the embedded Redis (random port and password) by itself.
-        made = _qruntime(env, "tokens", "create", "--direct", "--user", "admin", "--json")
+        made = qruntime_cli(env, "tokens", "create", "--direct", "--user", "admin", "--json")
         assert made.returncode == 0, made.stderr
         token = json.loads(made.stdout)["token"]
-        ran = _qruntime(env, "run", "hello-world", "--backend", "aer_simulator", "--input", "iterations=1",
+        ran = qruntime_cli(env, "run", "hello-world", "--backend", "aer_simulator", "--input", "iterations=1",
                         "--follow", "--token", token, "--url", f"http://127.0.0.1:{port}")
         assert ran.returncode == 0 and "All done!" in ran.stdout, ran.stdout + ran.stderr
         # A job still running when up stops is handed back to the queue, quietly.
@@ -122,7 +98,7 @@ def test_up_restarts_a_crashed_worker_answers_status_and_stops_with_down(tmp_pat
             "program_id": "hello-world", "backend": "aer_simulator", "params": {"iterations": 100000}}).json()["id"]
         wait_for(lambda: requests.get(f"{url}/jobs/{long_job}", headers=auth, timeout=10).json()["status"] == "RUNNING",
                  message="the long job to run")
-        down = _qruntime(env, "down")
+        down = qruntime_cli(env, "down")
         assert down.returncode == 0 and f"stopped the up (pid {up.pid})" in down.stdout, down.stdout + down.stderr
         assert up.wait(timeout=30) == 0
     finally:
@@ -133,41 +109,40 @@ def test_up_restarts_a_crashed_worker_answers_status_and_stops_with_down(tmp_pat
     assert "qruntime: stopped." in text
     assert f"job {long_job} handed back to the queue: worker shut down" in text
     assert "Traceback" not in text and "WorkerLostError" not in text, text[-3000:]
-    gone = _qruntime(env, "status")
+    gone = qruntime_cli(env, "status")
     assert gone.returncode == 3 and "not running" in gone.stdout
 
 
 def test_up_on_another_port_saves_the_account_for_its_own_url_and_a_tokenless_call_says_how_to_log_in(
         tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QRT_")}
-    env["HOME"] = str(tmp_path)
+    env = up_env(tmp_path)
     log = tmp_path / "up.log"
     first, second = free_port(), free_port()
-    _qruntime(env, "down")
-    up = _start_up(env, log, first)
+    qruntime_cli(env, "down")
+    up = start_up(env, log, first)
     try:
-        assert _qruntime(env, "down").returncode == 0
+        assert qruntime_cli(env, "down").returncode == 0
         up.wait(timeout=30)
-        up = _start_up(env, log, second)  # same data directory: the users are kept
+        up = start_up(env, log, second)  # same data directory: the users are kept
         assert f"it is now saved for http://127.0.0.1:{second}" in log.read_text()
-        listing = _qruntime(env, "jobs")  # no --url, no --token: the default account is the new up's
+        listing = qruntime_cli(env, "jobs")  # no --url, no --token: the default account is the new up's
         assert listing.returncode == 0, listing.stdout + listing.stderr
-        accounts = _qruntime(env, "accounts")
+        accounts = qruntime_cli(env, "accounts")
         assert f"http://127.0.0.1:{second}  (default)" in accounts.stdout, accounts.stdout
-        assert _qruntime(env, "logout", f"http://127.0.0.1:{second}").returncode == 0
-        tokenless = _qruntime(env, "jobs", "--url", f"http://127.0.0.1:{second}")
+        assert qruntime_cli(env, "logout", f"http://127.0.0.1:{second}").returncode == 0
+        tokenless = qruntime_cli(env, "jobs", "--url", f"http://127.0.0.1:{second}")
         assert tokenless.returncode == 1
         assert f"No token for http://127.0.0.1:{second}" in tokenless.stderr
         assert f"qruntime login http://127.0.0.1:{second} --token" in tokenless.stderr
-        refused = _qruntime(env, "login", f"http://127.0.0.1:{second}", "--token", "qrt_wrong")
+        refused = qruntime_cli(env, "login", f"http://127.0.0.1:{second}", "--token", "qrt_wrong")
         assert refused.returncode == 1 and "not saved" in refused.stderr
-        made = _qruntime(env, "tokens", "create", "--direct", "--user", "admin", "--json")
+        made = qruntime_cli(env, "tokens", "create", "--direct", "--user", "admin", "--json")
         token = json.loads(made.stdout)["token"]
-        logged = _qruntime(env, "login", f"http://127.0.0.1:{second}", "--token", token)
+        logged = qruntime_cli(env, "login", f"http://127.0.0.1:{second}", "--token", token)
         assert logged.returncode == 0 and "as admin (admin)" in logged.stdout, logged.stdout + logged.stderr
-        assert _qruntime(env, "jobs").returncode == 0
+        assert qruntime_cli(env, "jobs").returncode == 0
     finally:
-        _qruntime(env, "down")
+        qruntime_cli(env, "down")
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
         up.wait(timeout=30)
@@ -177,14 +152,8 @@ def test_a_tokenless_runtime_service_fails_at_once_saying_how_to_get_a_token(tmp
                                                                              monkeypatch) -> None:
     from qruntime.client.service import RuntimeService
     from qruntime.exceptions import IBMQAccountError
-    from tests.harness import Stack
 
     monkeypatch.setenv("QRT_ACCOUNT_FILE", str(tmp_path / "account.json"))
     monkeypatch.delenv("QRT_TOKEN", raising=False)
-    stack = Stack(auth="on")
-    try:
-        url = stack.start_api()
-        with pytest.raises(IBMQAccountError, match="qruntime login"):
-            RuntimeService(url=url)
-    finally:
-        stack.stop()
+    with running_api(auth="on") as stack, pytest.raises(IBMQAccountError, match="qruntime login"):
+        RuntimeService(url=stack.url)
