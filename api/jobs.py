@@ -175,10 +175,12 @@ def get_interim_results(query: dict[str, Any], job_id: str) -> Response:
     """``[{"id": n, "data": <the program's encoder output>}, …]``, oldest first.
 
     ``?after=n`` returns only newer ones, for polling. ``data`` is spliced in as
-    the program wrote it, so it stays byte-identical.
+    the program wrote it, so it stays byte-identical. Interim results of a run
+    that a later run published again (it resumed from an earlier checkpoint) are
+    left out: each appears once.
     """
     visible_job(job_id)
-    events = services().store.events.iter(job_id, after=query["after"], types=(EVENT_INTERIM,))
+    events = services().store.events.iter(job_id, after=query["after"], types=(EVENT_INTERIM,), live_only=True)
     body = "[" + ",".join(f'{{"id":{e.id},"data":{e.data}}}' for e in events) + "]"
     return Response(body, status=200, mimetype="application/json")
 

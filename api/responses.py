@@ -109,7 +109,9 @@ class JobSchema(Schema):
     log_level = fields.Str()
     cost = fields.Int(attribute="max_execution_time", metadata={"description": "Its time limit in seconds."})
     owner = fields.Str()
-    attempts = fields.Int()
+    attempts = fields.Int(metadata={"description": "Runs that counted against its attempts (a hand-back does not)."})
+    run = fields.Int(metadata={"description": "Which run of it is the latest (one more at each start, "
+                                              "hand-backs included); 0 until it first starts."})
     reason = NullIfEmpty(metadata={"description": "Why it ended as it did (failed, cancelled)."})
     last_event_id = fields.Int(attribute="event_seq", metadata={"description": "Id of its latest event."})
     waiting_reason = fields.Str(metadata={"description": "Why a QUEUED job cannot start yet (no live worker)."})

@@ -167,8 +167,9 @@ class StreamFollower:
                     yield self._send(item)
 
     def _catch_up(self) -> Iterator[bytes]:
-        """Everything in the log after the last id sent (up to and including ``done``)."""
-        for event in self._events.iter(self._job_id, after=self.last_sent):
+        """Everything in the log after the last id sent (up to and including ``done``), but the
+        interim results a restart superseded (the ``restart`` event after them says which)."""
+        for event in self._events.iter(self._job_id, after=self.last_sent, live_only=True):
             yield self._send(Frame.from_event(event))
             if self.finished:
                 return

@@ -73,6 +73,14 @@ class InvalidTransitionError(ConflictError):
     """Raised when a job cannot move from its current status to the one asked for."""
 
 
+class StaleRunError(InvalidTransitionError):
+    """Raised when a worker writes for a run of a job that is no longer the job's current run.
+
+    Its worker was cut off long enough for the job to be handed to another worker
+    (or its job ended meanwhile): what it has to say is refused, never applied.
+    """
+
+
 class ProgramLoadError(RuntimeServiceError):
     """Raised when a program's files are missing or its metadata is malformed."""
 

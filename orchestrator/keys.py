@@ -10,9 +10,13 @@ Schema (``{ns}`` = namespace, ``{id}`` = job id):
     Fields: ``id, program_id, program_version, backend, owner, status, params``
     (JSON text, seed wire format), ``log_level, max_execution_time`` (s),
     ``created, updated, started, ended`` (ISO-8601 UTC), ``attempts`` (int),
+    ``run`` (which claim of the job is the latest, the fencing token of its
+    supervisor's writes), ``write_seq`` (the last write of that run applied),
     ``worker`` (who runs it), ``reason`` (why it ended, for FAILED/CANCELLED),
     ``cancel_requested`` ("1" once asked), ``event_seq`` (last event id),
-    ``event_count, event_bytes, budget_exceeded`` (event budget bookkeeping).
+    ``event_count, event_bytes, budget_exceeded`` (event budget bookkeeping),
+    ``superseded`` (JSON ``[[run, after, upto], …]``: interim results of that run
+    with ids in (after, upto] were published again by a later run), ``usage``.
     Writer: JobStore (api creates; worker/reaper transition). Reader: everyone.
     TTL: none while pending; once final, ``job_ttl_s`` plus a grace period, a
     backstop: workers delete finished jobs whole when ``{ns}:expiry`` says so.
@@ -20,8 +24,13 @@ Schema (``{ns}`` = namespace, ``{id}`` = job id):
     Writer: JobStore.transition (worker). Reader: api. TTL: as the job.
 ``{ns}:job:{id}:events`` — stream, the job's event log. Entry ids are ``0-<n>``
     with ``n`` = the event id (1, 2, …); fields ``type`` (status | interim | log |
-    done) and ``data`` (JSON text). Writer: EventLog (worker, api on status
-    change). Reader: api (replay, logs, interim_results). TTL: as the job.
+    done | restart), ``data`` (JSON text) and, on what a supervisor wrote, ``run``.
+    Writer: EventLog (worker, api on status change). Reader: api (replay, logs,
+    interim_results). TTL: as the job.
+``{ns}:job:{id}:checkpoint`` — hash, the program's last checkpoint: ``state``
+    (encoder output), ``run`` (that saved it), ``event`` (the last event id
+    before it), ``at`` (epoch s). Writer: EventLog (supervisor, fenced). Reader:
+    supervisor of the next run, JobStore (restart). Deleted when the job ends.
 ``{ns}:job:{id}:channel`` — pub/sub channel carrying each event as it is
     appended (JSON ``{"id", "type", "data"}``). Publisher: EventLog. Subscriber:
     api's stream relay (pattern ``{ns}:job:*:channel``).
@@ -41,6 +50,9 @@ Schema (``{ns}`` = namespace, ``{id}`` = job id):
     (worker reaper: announce every ``reaper_interval_s``, forget on shutdown).
     Reader: WorkerRegistry.live (api ``/backends``, ``/health``), which ignores
     entries older than ``WORKER_SILENCE_S``. TTL: none.
+``{ns}:replication-probe`` — string, the time of the last write confirmed with
+    WAIT (orchestrator/outage.py, only when ``QRT_REDIS_MIN_REPLICAS`` > 0).
+    Writer: JobStore, EventLog. Reader: none. TTL: none.
 ``{ns}:users`` — hash, user name → JSON ``{"name", "role", "created"}``.
     Writer/reader: Accounts (api admin endpoints, ``qruntime users``). TTL: none.
 ``{ns}:token:{sha256}`` — hash, one bearer token by the SHA-256 of its secret:
@@ -91,12 +103,15 @@ class Keys:
     def job_id_from_channel(self, channel: str) -> str:
         return channel[len(f"{self.namespace}:job:") : -len(":channel")]
 
+    def checkpoint(self, job_id: str) -> str:
+        return f"{self.namespace}:job:{job_id}:checkpoint"
+
     def control(self, job_id: str) -> str:
         return f"{self.namespace}:job:{job_id}:control"
 
     def job_keys(self, job_id: str) -> list[str]:
         """Every key that belongs to one job alone (indexes excluded)."""
-        return [self.job(job_id), self.result(job_id), self.events(job_id)]
+        return [self.job(job_id), self.result(job_id), self.events(job_id), self.checkpoint(job_id)]
 
     @staticmethod
     def owner_scope(owner: str) -> str:
@@ -118,6 +133,9 @@ class Keys:
 
     def running(self) -> str:
         return f"{self.namespace}:running"
+
+    def replication_probe(self) -> str:
+        return f"{self.namespace}:replication-probe"
 
     def workers(self) -> str:
         return f"{self.namespace}:workers"

@@ -37,11 +37,12 @@ def reap_orphans(store: JobStore, requeue: Callable[[Job], None]) -> list[tuple[
         try:
             if job.cancel_requested:
                 target = JobStatus.CANCELLED
-                store.transition(job_id, target, expect=[JobStatus.RUNNING], reason=f"cancelled; {lost}")
+                store.transition(job_id, target, expect=[JobStatus.RUNNING], reason=f"cancelled; {lost}",
+                                 run=job.run)
             elif job.attempts < settings.max_attempts:
                 target = JobStatus.QUEUED
                 job = store.transition(
-                    job_id, target, expect=[JobStatus.RUNNING], reason=f"requeued: {lost}"
+                    job_id, target, expect=[JobStatus.RUNNING], reason=f"requeued: {lost}", run=job.run
                 )
                 try:
                     requeue(job)
@@ -56,9 +57,10 @@ def reap_orphans(store: JobStore, requeue: Callable[[Job], None]) -> list[tuple[
                     f"Job {job_id} failed: {lost} and it has run {job.attempts} "
                     f"time(s), the most allowed (QRT_MAX_ATTEMPTS={settings.max_attempts})."
                 )
-                store.transition(job_id, target, expect=[JobStatus.RUNNING], result=text, reason=text)
+                store.transition(job_id, target, expect=[JobStatus.RUNNING], result=text, reason=text,
+                                 run=job.run)
         except (InvalidTransitionError, JobNotFoundError):
-            continue  # another reaper, or the job's own supervisor, got there first
+            continue  # another reaper, the job's own supervisor, or a new run of it got there first
         logger.warning("job %s was orphaned (%s): now %s", job_id, lost, target.value, extra=fields_of(job))
         settled.append((job_id, target))
     return settled

@@ -89,6 +89,15 @@ class Settings:
     max_event_bytes_per_job: int = 256 * 1024 * 1024
     #: Largest final result a program may leave.
     max_result_bytes: int = 64 * 1024 * 1024
+    #: Largest state a program may save with ``user_messenger.checkpoint`` (the last one is kept).
+    max_checkpoint_bytes: int = 8 * 1024 * 1024
+    #: How long a supervisor keeps retrying a write while Redis cannot be reached (a failover,
+    #: a network cut) before it stops the job's program; its job is then the reaper's to settle.
+    store_outage_s: float = 60.0
+    #: Replicas that must hold a write before qruntime counts on it (Redis WAIT): a job, a status,
+    #: an event, a checkpoint. 0 (one Redis) waits for none; with Sentinel set 1, so a failover
+    #: cannot lose what a client was already told.
+    redis_min_replicas: int = 0
     #: How long a cancel request waits for a running job to stop before answering.
     cancel_wait_s: float = 10.0
     #: "on" (every endpoint but /health needs a bearer token) or "off" (one local admin).

@@ -21,9 +21,20 @@ from typing import Any
 
 import redis
 
-from orchestrator.errors import InvalidTransitionError, JobNotFoundError
-from orchestrator.events import EVENT_DONE, EVENT_LOG, EVENT_STATUS, EventLog
+from orchestrator.errors import InvalidTransitionError, JobNotFoundError, StaleRunError
+from orchestrator.events import (
+    EVENT_DONE,
+    EVENT_LOG,
+    EVENT_RESTART,
+    EVENT_STATUS,
+    RESUME_CHECKPOINT,
+    RESUME_START,
+    SUPERSEDED_FIELD,
+    Checkpoint,
+    EventLog,
+)
 from orchestrator.keys import ALL_SCOPE, Keys
+from orchestrator.outage import wait_for_replicas
 from orchestrator.settings import Settings
 from orchestrator.status import FINAL_STATUSES, JobStatus, can_transition
 
@@ -72,6 +83,9 @@ class Job:
     started: str = ""
     ended: str = ""
     attempts: int = 0
+    #: Which claim of the job this is (1, 2, …; never goes back, unlike ``attempts`` after a
+    #: hand-back): the fencing token every write of the run's supervisor carries.
+    run: int = 0
     worker: str = ""
     reason: str = ""
     cancel_requested: bool = False
@@ -97,6 +111,7 @@ class Job:
             started=data.get("started", ""),
             ended=data.get("ended", ""),
             attempts=int(data.get("attempts", "0")),
+            run=int(data.get("run", "0")),
             worker=data.get("worker", ""),
             reason=data.get("reason", ""),
             cancel_requested=data.get("cancel_requested") == "1",
@@ -106,9 +121,20 @@ class Job:
 
 
 
-_SET_IF_EXISTS_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+_SET_IF_RUN_LUA = """
+-- KEYS: job hash. ARGV: field, value, run ('' = any). Set unless the job is gone or on another run.
+local run = redis.call('HGET', KEYS[1], 'run')
+if not run then return 0 end
+if ARGV[3] ~= '' and run ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+_HEARTBEAT_LUA = """
+-- KEYS: job hash, running set. ARGV: run, now. Beat only while the job is RUNNING this run.
+local current = redis.call('HMGET', KEYS[1], 'run', 'status')
+if current[1] ~= ARGV[1] or current[2] ~= 'RUNNING' then return 0 end
+redis.call('ZADD', KEYS[2], 'XX', ARGV[2], redis.call('HGET', KEYS[1], 'id'))
 return 1
 """
 
@@ -120,12 +146,14 @@ class JobStore:
         self.redis = redis_client
         self.settings = settings
         self.keys = Keys(settings.namespace)
-        self._set_if_exists = redis_client.register_script(_SET_IF_EXISTS_LUA)
+        self._set_if_run = redis_client.register_script(_SET_IF_RUN_LUA)
+        self._heartbeat = redis_client.register_script(_HEARTBEAT_LUA)
         self.events = EventLog(
             redis_client,
             self.keys,
             max_events=settings.max_events_per_job,
             max_bytes=settings.max_event_bytes_per_job,
+            min_replicas=settings.redis_min_replicas,
         )
 
     # -- create / read -------------------------------------------------------------
@@ -166,6 +194,7 @@ class JobStore:
                 pipe.zadd(key, {job_id: score})
             self.events.append(job_id, EVENT_STATUS, _status_data(JobStatus.QUEUED, now), pipeline=pipe)
             pipe.execute()
+        self._replicated()
         return Job.from_hash({**record, "event_seq": "1"})  # the QUEUED event just appended
 
     def get(self, job_id: str) -> Job:
@@ -228,11 +257,18 @@ class JobStore:
         result: str | None = None,
         reason: str | None = None,
         fields: Mapping[str, str] | None = None,
+        run: int | None = None,
     ) -> Job:
         """Move a job to ``target`` atomically; the one writer of job status.
 
+        ``run``: the writer's run of the job (a supervisor's fencing token); the move
+        is refused unless it is still the job's current run. A running job moved back
+        to QUEUED gets a ``restart`` event, and the interim results its run published
+        after its last checkpoint are marked superseded (orchestrator/events.py).
+
         Raises:
             JobNotFoundError: the job does not exist (any more).
+            StaleRunError: ``run`` is no longer the job's run.
             InvalidTransitionError: the job's status does not allow the move, or is
                 not one of ``expect``.
         """
@@ -248,6 +284,18 @@ class JobStore:
                     if not raw:
                         raise JobNotFoundError(f"Job not found: {job_id}")
                     job = Job.from_hash(raw)
+                    if run is not None and job.run != run:
+                        raise StaleRunError(
+                            f"Job {job_id} is on run {job.run}, not {run}: the write of run {run} is refused."
+                        )
+                    if run is not None and job.status is target and target is not JobStatus.RUNNING:
+                        # This very move, made before by this run, whose replicas had not confirmed
+                        # it (a failover under way): it counts once they do.
+                        pipe.reset()
+                        self._replicated()
+                        return job
+                    restarting = job.status is JobStatus.RUNNING and target is JobStatus.QUEUED
+                    checkpoint = self.events.checkpoint(job_id) if restarting else None
                     if (expected is not None and job.status not in expected) or not can_transition(
                         job.status, target
                     ):
@@ -263,6 +311,12 @@ class JobStore:
                     if target is JobStatus.RUNNING:
                         update["started"] = now
                         update["attempts"] = str(job.attempts + 1)
+                        update["run"] = str(job.run + 1)
+                        update["write_seq"] = "0"
+                    restart = None
+                    if restarting:
+                        restart, ranges = _restart(job, checkpoint, reason, raw.get(SUPERSEDED_FIELD.encode()))
+                        update[SUPERSEDED_FIELD] = ranges
                     if target in FINAL_STATUSES:
                         update["ended"] = now
                     pipe.multi()
@@ -270,16 +324,20 @@ class JobStore:
                     if result is not None:
                         pipe.set(self.keys.result(job_id), result)
                     self._move_indexes(pipe, job, target)
+                    if restart is not None:
+                        self.events.append(job_id, EVENT_RESTART, restart, pipeline=pipe)
                     status_data = _status_data(target, now, reason)
                     self.events.append(job_id, EVENT_STATUS, status_data, pipeline=pipe)
                     if target in FINAL_STATUSES:
                         self.events.append(job_id, EVENT_DONE, status_data, pipeline=pipe)
+                        pipe.delete(self.keys.checkpoint(job_id))  # no run will resume from it
                         for k in self.keys.job_keys(job_id):
                             pipe.expire(k, self.settings.job_ttl_s + EXPIRY_GRACE_S)
                         pipe.zadd(self.keys.expiry(), {job_id: time.time() + self.settings.job_ttl_s})
                     pipe.execute()
+                    self._replicated()
                     # WATCH guarantees nobody appended meanwhile: ours are the only new events.
-                    seq = job.event_seq + (2 if target in FINAL_STATUSES else 1)
+                    seq = job.event_seq + (2 if target in FINAL_STATUSES else 1) + (restart is not None)
                     return dataclasses.replace(job, **_job_fields(update), event_seq=seq)
                 except redis.WatchError:
                     continue
@@ -308,18 +366,25 @@ class JobStore:
     def cancel_requested(self, job_id: str) -> bool:
         return self.redis.hget(self.keys.job(job_id), "cancel_requested") in (b"1", "1")
 
-    def heartbeat(self, job_id: str) -> None:
-        """Prove the job's supervisor is alive (only while the job is RUNNING)."""
-        self.redis.zadd(self.keys.running(), {job_id: time.time()}, xx=True)
+    def heartbeat(self, job_id: str, run: int) -> bool:
+        """Prove the supervisor of the job's run ``run`` is alive; False if the job is no longer
+        RUNNING that run (ended, deleted, or handed to another worker meanwhile)."""
+        return bool(self._heartbeat(keys=[self.keys.job(job_id), self.keys.running()],
+                                    args=[run, time.time()]))
 
-    def record_usage(self, job_id: str, usage: str) -> bool:
-        """Set a job's ``usage`` (JSON text) unless the job is gone; True if it was set.
+    def record_usage(self, job_id: str, usage: str, run: int | None = None) -> bool:
+        """Set a job's ``usage`` (JSON text) unless the job is gone (or on another run); True if set.
 
         Usage may be completed a moment after the final status (once the zygote has
         measured the job's processes); a job deleted meanwhile must not come back as a
         hash holding only its usage, so the existence check and the write are one call.
         """
-        return bool(self._set_if_exists(keys=[self.keys.job(job_id)], args=["usage", usage]))
+        args = ["usage", usage, "" if run is None else str(run)]
+        return bool(self._set_if_run(keys=[self.keys.job(job_id)], args=args))
+
+    def _replicated(self) -> None:
+        """Wait until ``QRT_REDIS_MIN_REPLICAS`` replicas hold what was just written (orchestrator/outage.py)."""
+        wait_for_replicas(self.redis, self.settings.redis_min_replicas, self.keys.replication_probe())
 
     def stale_running(self, older_than_s: float) -> list[str]:
         """Ids of RUNNING jobs whose last heartbeat is older than ``older_than_s``."""
@@ -358,6 +423,29 @@ class JobStore:
         ]
 
 
+def _restart(job: Job, checkpoint: Checkpoint | None, reason: str | None,
+             ranges_text: bytes | None) -> tuple[str, str]:
+    """The ``restart`` event of a run that ends with its job going back to the queue, and the
+    job's superseded ranges with this run's added: (event data, ranges as JSON).
+
+    The next run starts from the last checkpoint (of any run), so what this run
+    published after it is published again: those interim results are superseded.
+    """
+    # A checkpoint of an earlier run: everything this run published comes again.
+    after = checkpoint.event if checkpoint is not None and checkpoint.run == job.run else 0
+    ranges = json.loads(ranges_text) if ranges_text else []
+    ranges.append([job.run, after, job.event_seq])
+    data = {
+        "run": job.run,
+        "next_run": job.run + 1,
+        "reason": reason or "requeued",
+        "resume": RESUME_CHECKPOINT if checkpoint is not None else RESUME_START,
+        "checkpoint_event": checkpoint.event if checkpoint is not None else None,
+        "superseded": [after, job.event_seq],
+    }
+    return json.dumps(data), json.dumps(ranges)
+
+
 def _status_data(status: JobStatus, at: str, reason: str | None = None) -> str:
     data: dict[str, Any] = {"status": status.value, "at": at}
     if reason:
@@ -373,7 +461,7 @@ def _job_fields(update: Mapping[str, str]) -> dict[str, Any]:
             continue
         if name == "status":
             out[name] = JobStatus(value)
-        elif name in ("attempts", "max_execution_time", "event_seq"):
+        elif name in ("attempts", "run", "max_execution_time", "event_seq"):
             out[name] = int(value)
         elif name == "cancel_requested":
             out[name] = value == "1"

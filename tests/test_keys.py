@@ -40,9 +40,9 @@ def test_every_key_builder_is_under_the_namespace(namespace: str) -> None:
     assert all(k.startswith(f"{namespace}:job:") for k in keys.job_keys("abc"))
 
 
-def test_job_keys_lists_the_record_result_and_event_log() -> None:
+def test_job_keys_lists_the_record_result_event_log_and_checkpoint() -> None:
     keys = Keys("ns")
-    assert keys.job_keys("j1") == [keys.job("j1"), keys.result("j1"), keys.events("j1")]
+    assert keys.job_keys("j1") == [keys.job("j1"), keys.result("j1"), keys.events("j1"), keys.checkpoint("j1")]
 
 
 def test_two_namespaces_share_no_key() -> None:

@@ -302,7 +302,7 @@ def test_reaper_cancels_an_orphan_whose_cancel_was_asked(reaper_redis_url: str) 
 def test_reaper_leaves_jobs_with_a_fresh_heartbeat_alone(reaper_redis_url: str) -> None:
     store = _reaper_store(reaper_redis_url)
     job_id = _orphan(store)
-    store.heartbeat(job_id)
+    assert store.heartbeat(job_id, store.get(job_id).run)
     assert reap_orphans(store, lambda job: None) == []
     assert store.get(job_id).status is JobStatus.RUNNING
 
@@ -331,8 +331,10 @@ def test_reaper_fails_an_orphan_it_cannot_requeue(reaper_redis_url: str) -> None
 # -- Redis lost mid-job ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("private_stack", [{"store_outage_s": 2.0}], indirect=True)
 def test_program_is_stopped_when_its_supervisor_loses_redis(private_stack: Stack) -> None:
-    """Nobody could enforce its time limit or record its end: it must not run on unsupervised."""
+    """Nobody could enforce its time limit or record its end: it must not run on unsupervised
+    once the outage outlasts QRT_STORE_OUTAGE_S."""
     worker = private_stack.start_worker(concurrency=1)
     job_id = private_stack.submit("holder")["id"]
     pid = _pid_of_holder(private_stack, job_id)

@@ -122,6 +122,9 @@ def test_final_transition_stores_result_reason_timestamps_and_done_event(store: 
     assert [e.type for e in tail] == [EVENT_STATUS, EVENT_DONE]
     assert tail[1].decoded() == {"status": "FAILED", "at": ended.ended, "reason": "KeyError: 'x'"}
     for key in store.keys.job_keys(job.id):
+        if key == store.keys.checkpoint(job.id):
+            assert not store.redis.exists(key)  # deleted with the job's end: no run resumes from it
+            continue
         assert 0 < store.redis.ttl(key) <= store.settings.job_ttl_s + EXPIRY_GRACE_S, key
     assert store.redis.zscore(store.keys.expiry(), job.id) is not None
 
@@ -140,7 +143,7 @@ def test_running_index_follows_the_status(store: JobStore) -> None:
     assert store.redis.zscore(running, job.id) is not None
     store.transition(job.id, S.QUEUED)  # requeued by a reaper
     assert store.redis.zscore(running, job.id) is None
-    store.heartbeat(job.id)  # a late heartbeat must not put it back
+    assert not store.heartbeat(job.id, 1)  # a late heartbeat must not put it back
     assert store.redis.zscore(running, job.id) is None
 
 
@@ -228,7 +231,7 @@ def test_delete_removes_every_key_and_index_entry(store: JobStore) -> None:
             store.get(job.id)
         # Writers that were still running must not bring it back.
         assert store.events.append(job.id, EVENT_LOG, '{"stream": "stdout", "level": null, "text": "x"}') == 0
-        store.heartbeat(job.id)
+        assert not store.heartbeat(job.id, 1)
         assert not store.exists(job.id)
         assert store.redis.zscore(store.keys.running(), job.id) is None
     assert store.list(owner="alice", limit=10) == ([store.get(keep.id)], 1)

@@ -60,7 +60,8 @@ def test_failure_messages_exist_for_exactly_the_final_statuses_the_seed_calls_er
 
 def test_event_types_are_the_servers() -> None:
     assert words.EVENT_TYPES == events.EVENT_TYPES
-    for name in ("EVENT_STATUS", "EVENT_INTERIM", "EVENT_LOG", "EVENT_DONE"):
+    for name in ("EVENT_STATUS", "EVENT_INTERIM", "EVENT_LOG", "EVENT_DONE", "EVENT_RESTART",
+                 "RESUME_CHECKPOINT", "RESUME_START"):
         assert getattr(words, name) == getattr(events, name)
 
 

@@ -210,7 +210,9 @@ def _run_program(source_path: Path, spec: dict[str, Any], message_fd: int) -> in
         raise TypeError(f"Program inputs must be a JSON object, not {type(inputs).__name__}.")
     backend = get_backend(spec["backend"]) if spec["backend"] else None
     main = _load_main(source_path)
-    messenger = UserMessenger(message_fd)
+    messenger = UserMessenger(message_fd, checkpoint=spec.get("checkpoint"),
+                              **({"max_checkpoint_bytes": int(spec["max_checkpoint_bytes"])}
+                                 if "max_checkpoint_bytes" in spec else {}))
     result = main(backend, messenger, **inputs)
     if result is None and messenger.final_published:
         _flush_output()

@@ -7,6 +7,12 @@ while the program runs: interim results, log lines, heartbeats, the final
 status. It enforces ``max_execution_time`` with its own clock, honours cancel
 requests (flag in the store, nudged over the job's control channel), and turns
 any way the program can end into exactly one final status with a reason.
+
+Every write carries the job's run as a fence (orchestrator/events.py): once the
+job has gone to another worker (this one was cut off and the reaper requeued
+it), the writes are refused, and the supervisor stops the program and records
+nothing. While Redis cannot be reached at all, writes are retried for
+``QRT_STORE_OUTAGE_S`` (orchestrator/outage.py), so a failover does not end a job.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ import os
 import selectors
 import signal
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 
 from orchestrator import logs, metrics
-from orchestrator.errors import InvalidTransitionError, JobNotFoundError
-from orchestrator.events import EVENT_INTERIM, EVENT_LOG
+from orchestrator.errors import InvalidTransitionError, JobNotFoundError, StaleRunError
+from orchestrator.events import APPEND_STALE, EVENT_INTERIM, EVENT_LOG, Fence
+from orchestrator.outage import OUTAGE_ERRORS, retrying
 from orchestrator.status import FINAL_STATUSES, JobStatus
 from orchestrator.store import Job, JobStore
 from orchestrator.usage import usage_record, with_measures
@@ -33,6 +42,7 @@ from workers.sandbox import CPU_LIMIT_SLACK_S
 from workers.zygote_client import JobHandle, SandboxUnavailableError, program_dir, sealed_spec
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: How long the supervisor's loop waits for output before checking clocks and flags.
 POLL_INTERVAL_S = 0.05
@@ -79,6 +89,12 @@ class Supervisor:
         self._recorded_usage: dict | None = None
         self._interim_bytes = 0
         self._log_bytes = 0
+        self._write_seq = 0  # this run's writes so far (the fence's sequence number)
+        self._saved_checkpoints = 0
+        self._lost_run = False  # the job is no longer RUNNING this run: stop, record nothing
+        self._checkpoint = (
+            self.store.events.checkpoint(job.id) if job.run > 1 else None  # a first run has none
+        )
 
     def run(self) -> JobStatus:
         """Start the program in a ready child, supervise it and record the final status; returns it."""
@@ -89,6 +105,8 @@ class Supervisor:
             "cpu_seconds": self.job.max_execution_time + CPU_LIMIT_SLACK_S,
             "entry": self.files.entry,
             "host_path": self.files.host_path,
+            "checkpoint": self._checkpoint.state if self._checkpoint is not None else None,
+            "max_checkpoint_bytes": self.settings.max_checkpoint_bytes,
         })
         msg_r, msg_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -96,7 +114,7 @@ class Supervisor:
         child_ends = [sealed_spec(spec), msg_w, out_w, err_w, program_dir(self.files.root)]
         handle = None
         try:
-            handle = JobHandle(while_waiting=lambda: self.store.heartbeat(self.job.id))
+            handle = JobHandle(while_waiting=self._beat_while_waiting)
             handle.start(spec_fd=child_ends[0], messages=msg_w, stdout=out_w, stderr=err_w,
                          program=child_ends[4], job_id=self.job.id)
         except SandboxUnavailableError as exc:
@@ -112,6 +130,9 @@ class Supervisor:
         self._log(f"qruntime: sandbox: uid {handle.uid}, init pid {handle.pid} (as the worker's host sees them)\n",
                   stream="qruntime", level="INFO")
         self._report_layers(handle.layers)
+        if self._checkpoint is not None:
+            self._log(f"qruntime: run {self.job.run} resumes from the checkpoint run {self._checkpoint.run} "
+                      f"saved after event {self._checkpoint.event}\n", stream="qruntime", level="INFO")
         try:
             try:
                 outcome = self._watch(handle, {msg_r: "messages", out_r: "stdout", err_r: "stderr"})
@@ -120,6 +141,8 @@ class Supervisor:
                 # running with nobody to enforce its limits or record its end.
                 handle.signal(signal.SIGKILL)
                 raise
+            if self._lost_run:
+                return self._give_up()
             status = self._record(outcome)  # the job's end is visible from here on
             self._complete_usage(handle, status)
             return status
@@ -148,7 +171,62 @@ class Supervisor:
         if self._exit is not None and status in FINAL_STATUSES:
             usage = with_measures(self._recorded_usage, cpu_s=self._exit.get("cpu_s"),
                                   peak_memory_bytes=self._exit.get("peak_memory_bytes"))
-            self.store.record_usage(self.job.id, json.dumps(usage))
+            self._persist(lambda: self.store.record_usage(self.job.id, json.dumps(usage), run=self.job.run))
+
+    # -- writing to the store: fenced, retried through an outage -------------------------
+
+    def _fence(self) -> Fence:
+        self._write_seq += 1
+        return Fence(self.job.run, self._write_seq)
+
+    def _persist(self, call: Callable[[], T]) -> T:
+        return retrying(call, self.settings.store_outage_s, what=f"a write for job {self.job.id}")
+
+    def _append(self, event_type: str, data: str, checkpoint: str | None = None) -> None:
+        fence = self._fence()  # one fence per write: its retries are recognised and applied once
+        result = self._persist(lambda: self.store.events.append(
+            self.job.id, event_type, data, fence=fence, checkpoint=checkpoint))
+        if result == APPEND_STALE:
+            self._refused(f"its {event_type} event")
+        elif checkpoint is not None:
+            self._saved_checkpoints += 1
+
+    def _save_checkpoint(self, state: str) -> None:
+        fence = self._fence()
+        if self._persist(lambda: self.store.events.save_checkpoint(self.job.id, state, fence)) == APPEND_STALE:
+            self._refused("its checkpoint")
+        self._saved_checkpoints += 1
+
+    def _checkpointed(self) -> bool:
+        """Whether a run of the job (this one or an earlier one) saved a checkpoint to resume from."""
+        return self._checkpoint is not None or self._saved_checkpoints > 0
+
+    def _beat(self) -> None:
+        if not self._persist(lambda: self.store.heartbeat(self.job.id, self.job.run)):
+            self._refused("its heartbeat")
+
+    def _beat_while_waiting(self) -> None:
+        """Heartbeat while the zygote readies a child; a failed beat is tried again with the next."""
+        try:
+            self.store.heartbeat(self.job.id, self.job.run)
+        except OUTAGE_ERRORS:
+            pass
+
+    def _refused(self, what: str) -> None:
+        """The job is no longer RUNNING this run: whatever the program does now, nobody records it."""
+        if not self._lost_run:
+            self._lost_run = True
+            logger.warning("job %s: %s was refused: run %d is no longer the job's current run (it ended, was "
+                           "deleted, or went to another worker while this one was cut off); stopping its "
+                           "program and recording nothing", self.job.id, what, self.job.run,
+                           extra=logs.fields_of(self.job))
+
+    def _give_up(self) -> JobStatus:
+        """What to report for a run whose job went on without it."""
+        try:
+            return self._persist(lambda: self.store.get(self.job.id)).status
+        except JobNotFoundError:
+            return JobStatus.CANCELLED
 
     def _report_layers(self, layers: dict[str, str]) -> None:
         """Name, in the job's log, every layer of the sandbox this setup could not put on."""
@@ -164,11 +242,15 @@ class Supervisor:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ, name)
         selector.register(handle.fileno(), selectors.EVENT_READ, "zygote")
-        reader = frames.FrameReader(self.settings.max_result_bytes)
+        checkpoint_limit = self.settings.max_checkpoint_bytes
+        reader = frames.FrameReader(self.settings.max_result_bytes, limits={
+            frames.CHECKPOINT: checkpoint_limit,
+            frames.INTERIM_CHECKPOINT: self.settings.max_result_bytes + checkpoint_limit + 16,
+        })
         own_control = self.control is None
         control = self.store.redis.pubsub(ignore_subscribe_messages=True) if own_control else self.control
         channel = self.store.keys.control(self.job.id)
-        control.subscribe(channel)
+        self._persist(lambda: control.subscribe(channel))
         started = time.monotonic()
         deadline = started + self.job.max_execution_time
         next_beat = 0.0
@@ -184,6 +266,9 @@ class Supervisor:
                         exited_at = time.monotonic()
                     else:
                         self._read(key.fd, key.data, selector, reader)
+                if self._lost_run:
+                    handle.signal(signal.SIGKILL)  # not ours any more: no grace, nothing to record
+                    break
                 if self._concluded and self._stopping is None:
                     self._drain(selector)
                     break  # the outcome is known; closing the handle has the zygote end the rest
@@ -192,21 +277,24 @@ class Supervisor:
                     break  # every process of the job is gone; nothing more can arrive
                 if now >= next_beat:
                     next_beat = now + self.settings.heartbeat_interval_s
-                    self.store.heartbeat(self.job.id)
+                    self._beat()
                     if self._stopping is None and self._cancel_wanted():
                         self._stop(handle, JobStatus.CANCELLED)
                     if self._stopping is None and not self._exited and self._shutdown_due():
                         self._stop(handle, JobStatus.QUEUED)  # handed back (workers/shutdown.py)
-                if self._stopping is None and control.get_message(timeout=0):
+                if self._stopping is None and _nudged(control):
                     if self._cancel_wanted():
                         self._stop(handle, JobStatus.CANCELLED)
                 if self._stopping is None and not self._exited and now >= deadline:
                     self._stop(handle, JobStatus.CANCELLED_RAN_TOO_LONG)
         finally:
-            if own_control:
-                control.close()
-            else:
-                control.unsubscribe(channel)  # a late message of this job only costs the next one a flag check
+            try:
+                if own_control:
+                    control.close()
+                else:
+                    control.unsubscribe(channel)  # a late message of this job only costs the next one a flag check
+            except OUTAGE_ERRORS:
+                pass  # the subscription went with the connection
             selector.close()
         self._flush_lines()
         return self._judge()
@@ -225,7 +313,7 @@ class Supervisor:
 
     def _cancel_wanted(self) -> bool:
         """A cancel was asked for, or the job was deleted: nobody is left to want its result."""
-        return self.store.cancel_requested(self.job.id) or not self.store.exists(self.job.id)
+        return self._persist(lambda: self.store.cancel_requested(self.job.id) or not self.store.exists(self.job.id))
 
     def _read(self, fd: int, name: str, selector: selectors.BaseSelector, reader: frames.FrameReader | None) -> int:
         """Read what is there now from one pipe; returns how many bytes (0: nothing, or closed)."""
@@ -244,10 +332,25 @@ class Supervisor:
         return len(data)
 
     def _on_frame(self, kind: bytes, text: str) -> None:
-        if kind == frames.INTERIM:
+        if kind in (frames.INTERIM, frames.INTERIM_CHECKPOINT):
+            try:
+                message, state = frames.split_checkpoint(text) if kind == frames.INTERIM_CHECKPOINT else (text, None)
+            except ValueError:  # only a program writing its own frames gets here
+                self._log("qruntime: the program sent a malformed interim result with checkpoint; it was dropped.\n",
+                          stream="qruntime", level="ERROR")
+                return
+            if len(message) > self.settings.max_result_bytes:
+                self._drop_oversized("an interim result", len(message), "QRT_MAX_RESULT_BYTES",
+                                     self.settings.max_result_bytes)
+                return
+            if state is not None and not self._checkpoint_fits(state):
+                state = None
             self._interim_count += 1
-            self._interim_bytes += len(text)
-            self.store.events.append(self.job.id, EVENT_INTERIM, text)
+            self._interim_bytes += len(message)
+            self._append(EVENT_INTERIM, message, checkpoint=state)
+        elif kind == frames.CHECKPOINT:
+            if self._checkpoint_fits(text):
+                self._save_checkpoint(text)
         elif kind == frames.FINAL:
             self._final = text
         elif kind == frames.RETURN:
@@ -266,6 +369,19 @@ class Supervisor:
             self._log(f"qruntime: {self._oversized} It was dropped.\n", stream="qruntime", level="ERROR")
         if kind in frames.CONCLUSIVE:  # RETURN, DONE, ERROR: nothing follows
             self._concluded = True
+
+    def _checkpoint_fits(self, state: str) -> bool:
+        """Whether a checkpoint is within QRT_MAX_CHECKPOINT_BYTES (the messenger checks first; this is a
+        program that wrote its own frames). One that is not is dropped and the last one kept."""
+        size = len(state.encode("utf-8", errors="surrogateescape"))
+        if size <= self.settings.max_checkpoint_bytes:
+            return True
+        self._drop_oversized("a checkpoint", size, "QRT_MAX_CHECKPOINT_BYTES", self.settings.max_checkpoint_bytes)
+        return False
+
+    def _drop_oversized(self, what: str, size: int, setting: str, limit: int) -> None:
+        self._log(f"qruntime: the program sent {what} of {size} bytes; the limit is {limit} bytes ({setting}). "
+                  "It was dropped.\n", stream="qruntime", level="ERROR")
 
     def _on_output(self, stream: str, data: bytes) -> None:
         buffer = self._line_buffers[stream]
@@ -290,7 +406,7 @@ class Supervisor:
     def _log(self, text: str, *, stream: str, level: str | None = None) -> None:
         data = json.dumps({"stream": stream, "level": level, "text": text})
         self._log_bytes += len(data)
-        self.store.events.append(self.job.id, EVENT_LOG, data)
+        self._append(EVENT_LOG, data)
 
     def _stop(self, handle: JobHandle, why: JobStatus) -> None:
         """SIGTERM the program's process group; SIGKILL the whole job after the grace period."""
@@ -345,14 +461,18 @@ class Supervisor:
         if outcome.status is not JobStatus.COMPLETED and outcome.reason:
             self._log(f"qruntime: job ended {outcome.status.value}: {outcome.reason}\n", stream="qruntime", level="INFO")
         try:
-            self.store.transition(
+            self._persist(lambda: self.store.transition(
                 self.job.id,
                 outcome.status,
                 expect=[JobStatus.RUNNING],
                 result=outcome.result,
                 reason=outcome.reason or None,
                 fields={"usage": json.dumps(usage)},
-            )
+                run=self.job.run,
+            ))
+        except StaleRunError:
+            self._refused(f"its final status ({outcome.status.value})")
+            return self._give_up()
         except (InvalidTransitionError, JobNotFoundError):
             # Someone else ended it first (reaper, delete); their word stands.
             logger.info("job %s ended elsewhere first (reaper or delete); its run here saw %s", self.job.id,
@@ -388,18 +508,28 @@ class Supervisor:
 
     def _hand_back(self, outcome: Outcome) -> JobStatus:
         """QUEUED again, with the attempt count it had before this run (the caller sends the message)."""
+        resume = "resume from its last checkpoint" if self._checkpointed() else "run again from the start"
         self._log(f"qruntime: the worker is shutting down; the job goes back to the queue after "
-                  f"{self.settings.shutdown_grace_s:g} s of grace and will run again from the start\n",
+                  f"{self.settings.shutdown_grace_s:g} s of grace and will {resume}\n",
                   stream="qruntime", level="WARNING")
         try:
-            self.store.transition(self.job.id, JobStatus.QUEUED, expect=[JobStatus.RUNNING], reason=outcome.reason,
-                                  fields={"attempts": str(max(self.job.attempts - 1, 0))})
-        except (InvalidTransitionError, JobNotFoundError):  # ended or deleted meanwhile: nothing to hand back
+            self._persist(lambda: self.store.transition(
+                self.job.id, JobStatus.QUEUED, expect=[JobStatus.RUNNING], reason=outcome.reason,
+                fields={"attempts": str(max(self.job.attempts - 1, 0))}, run=self.job.run))
+        except (InvalidTransitionError, JobNotFoundError):  # ended, deleted or taken over meanwhile
             try:
                 return self.store.get(self.job.id).status
             except JobNotFoundError:
                 return JobStatus.CANCELLED
         return JobStatus.QUEUED
+
+
+def _nudged(control: redis.client.PubSub) -> bool:
+    """A message on the job's control channel (a cancel); an outage only delays it to the next heartbeat."""
+    try:
+        return bool(control.get_message(timeout=0))
+    except OUTAGE_ERRORS:
+        return False
 
 
 def _readable(fd: int, timeout: float) -> bool:

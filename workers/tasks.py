@@ -22,6 +22,7 @@ from orchestrator.errors import (
     NotFoundError,
     RequestError,
 )
+from orchestrator.outage import OUTAGE_ERRORS
 from orchestrator.status import JobStatus
 from orchestrator.store import Job
 from workers.context import WorkerContext
@@ -80,27 +81,30 @@ def _run(ctx: WorkerContext, job: Job) -> str:
         files = ctx.cache.files(program, ctx.settings.program_paths)
         backend = find_backend(job.backend).name
     except (NotFoundError, RequestError) as exc:
-        _fail(ctx, job_id, f"Job {job_id} could not start: {exc.message}")
+        _fail(ctx, job, f"Job {job_id} could not start: {exc.message}")
         return JobStatus.FAILED.value
     except redis.RedisError:
         raise
     except Exception as exc:  # files that cannot be unpacked here: fail now, not once per redelivery
         logger.exception("job %s: program files could not be prepared", job_id)
-        _fail(ctx, job_id, f"Job {job_id} could not start: its program's files could not be prepared "
+        _fail(ctx, job, f"Job {job_id} could not start: its program's files could not be prepared "
                            f"({type(exc).__name__}: {exc}).")
         return JobStatus.FAILED.value
     try:
         return Supervisor(store, job, files, backend, ctx.control).run().value
     except Exception as exc:  # the supervisor itself broke: never leave the job RUNNING
         logger.exception("supervisor of job %s failed", job_id)
-        _fail(ctx, job_id, f"Job {job_id} failed inside qruntime: {type(exc).__name__}: {exc}")
+        _fail(ctx, job, f"Job {job_id} failed inside qruntime: {type(exc).__name__}: {exc}")
         return JobStatus.FAILED.value
 
 
-def _fail(ctx: WorkerContext, job_id: str, text: str) -> None:
+def _fail(ctx: WorkerContext, job: Job, text: str) -> None:
+    """FAILED, if the job is still on this run (a run that lost it to another worker records nothing)."""
     try:
         ctx.store.transition(
-            job_id, JobStatus.FAILED, expect=[JobStatus.RUNNING], result=text, reason=text
+            job.id, JobStatus.FAILED, expect=[JobStatus.RUNNING], result=text, reason=text, run=job.run
         )
     except (InvalidTransitionError, JobNotFoundError):
         pass
+    except OUTAGE_ERRORS as exc:  # the reaper settles it once Redis is back (its heartbeat has stopped)
+        logger.warning("job %s: could not record its failure (%s): %s", job.id, exc, text)

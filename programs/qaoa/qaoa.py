@@ -17,7 +17,8 @@ Inputs:
     seed (int): seeds the initial point, optimizer and simulator (default 42).
 
 Interim results (one per cost evaluation):
-    ``{"iteration": n, "energy": E, "parameters": angles}``.
+    ``{"iteration": n, "energy": E, "parameters": angles}``, each with a
+    checkpoint: a restarted run resumes after the last one, as ``vqe`` does.
 
 Returns:
     ``{"best_bitstring", "best_value", "assignment", "cut_value", "energy",
@@ -84,11 +85,13 @@ def main(backend, user_messenger, graph=None, operator=None, reps=2, optimizer="
     if initial_point is None:
         initial_point = np.random.default_rng(seed).uniform(0, math.pi, ansatz.num_parameters)
 
-    def publish(n, theta, energy, std):
-        user_messenger.publish({"iteration": n, "energy": energy,
-                                "parameters": [float(v) for v in theta]})
+    restored, publish_with = vqe.messenger_checkpoints(user_messenger)
 
-    evaluator = vqe.EnergyEvaluator(backend, cost, ansatz, precision, seed, 1, publish)
+    def publish(n, theta, energy, std):
+        publish_with({"iteration": n, "energy": energy, "parameters": [float(v) for v in theta]},
+                     evaluator.checkpoint())
+
+    evaluator = vqe.EnergyEvaluator(backend, cost, ansatz, precision, seed, 1, publish, restored)
     x0 = vqe.initial_point_for(ansatz, initial_point, seed)
     x, energy, _ = vqe.minimize(evaluator, x0, optimizer, maxiter, seed)
 

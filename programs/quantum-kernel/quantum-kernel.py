@@ -15,6 +15,10 @@ Inputs:
     shots (int): estimate entries by sampling (required on noisy backends).
     seed (int): simulator seed.
 
+Interim results: ``{"kernel": "train", "shape": [n, n]}`` once the training
+kernel is done, published with it as a checkpoint: a run restarted after its
+worker was lost computes only the test kernel.
+
 Returns:
     ``{"kernel_train": n×n ndarray, "kernel_test": m×n ndarray or None}``.
 """
@@ -77,12 +81,25 @@ def main(backend, user_messenger, x_train, x_test=None, feature_map=None, shots=
     noisy = backend.options.noise_model is not None
     if shots is None and noisy:
         raise ValueError(f"Backend {backend.name} is noisy: give 'shots' to estimate the kernel.")
-    if shots is None:
-        train_states = _exact_states(feature_map, x_train)
-        kernel_train = _exact_kernel(train_states, train_states)
-        kernel_test = None if x_test is None else _exact_kernel(_exact_states(feature_map, x_test), train_states)
+    checkpoints = callable(getattr(user_messenger, "checkpoint", None))  # the 2021 service had none
+    restored = user_messenger.restore() if checkpoints else None
+    if restored is not None:
+        kernel_train = np.asarray(restored["kernel_train"], dtype=float)
     else:
-        kernel_train = _sampled_kernel(backend, feature_map, x_train, x_train, shots, seed, True)
-        kernel_test = (None if x_test is None else
-                       _sampled_kernel(backend, feature_map, x_test, x_train, shots, seed, False))
+        if shots is None:
+            train_states = _exact_states(feature_map, x_train)
+            kernel_train = _exact_kernel(train_states, train_states)
+        else:
+            kernel_train = _sampled_kernel(backend, feature_map, x_train, x_train, shots, seed, True)
+        progress = {"kernel": "train", "shape": list(kernel_train.shape)}
+        if checkpoints:
+            user_messenger.publish(progress, checkpoint={"kernel_train": kernel_train})
+        else:
+            user_messenger.publish(progress)
+    if x_test is None:
+        kernel_test = None
+    elif shots is None:
+        kernel_test = _exact_kernel(_exact_states(feature_map, x_test), _exact_states(feature_map, x_train))
+    else:
+        kernel_test = _sampled_kernel(backend, feature_map, x_test, x_train, shots, seed, False)
     return {"kernel_train": kernel_train, "kernel_test": kernel_test}

@@ -31,9 +31,11 @@ from qruntime.client.vocabulary import (
     COMPLETED,
     EVENT_DONE,
     EVENT_INTERIM,
+    EVENT_RESTART,
     EVENT_STATUS,
     FAILED,
     QUEUED,
+    RESUME_CHECKPOINT,
     RUNNING,
     failure_message,
 )
@@ -127,6 +129,7 @@ class RuntimeJob:
         self._result_text: str | None = None
         self._results: dict[type, Any] = {}
         self._lock = threading.Lock()
+        self._restarts: dict[int | None, dict[str, Any]] = {}  # by event id
         self._streamer: _Streamer | None = None
         self._stream_unavailable = False
         if api_status:
@@ -203,9 +206,18 @@ class RuntimeJob:
         return self._error_message
 
     def attempts(self) -> int:
-        """Runs of the job so far: more than one means it was restarted (its worker was lost)
-        and its program ran again from the start."""
+        """Runs of the job so far that counted against its attempts: more than one means it was
+        restarted (its worker was lost), from its last checkpoint or from the start. A run handed
+        back by a worker that was stopped does not count; :meth:`restarts` lists every restart."""
         return int(self._get().get("attempts") or 0)
+
+    def restarts(self) -> list[dict[str, Any]]:
+        """The restarts this job's stream has reported so far, oldest first: for each, ``run``
+        (the run that ended), ``next_run``, ``reason``, ``resume`` ("checkpoint" or "start"),
+        ``checkpoint_event`` and ``superseded`` (the event ids whose interim results the next
+        run publishes again). Filled while results are streamed (``stream_results``, ``result``)."""
+        with self._lock:
+            return list(self._restarts.values())
 
     def _get(self) -> dict[str, Any]:
         return self._api.get_job(self._job_id)
@@ -352,7 +364,6 @@ class RuntimeJob:
 
     def _consume(self, streamer: _Streamer) -> None:
         """The streaming thread: deliver interim results, track status, note ``done``."""
-        seen_status = None  # the stream's own order: the main thread may have polled a newer status
         try:
             for event in streamer.stream:
                 if event.id is not None:
@@ -361,12 +372,11 @@ class RuntimeJob:
                 if event.type == EVENT_INTERIM:
                     if streamer.callback is not None:
                         self._deliver(streamer, event.data)
+                elif event.type == EVENT_RESTART:
+                    self._note_restart(event.id, event.data)
                 elif event.type in (EVENT_STATUS, EVENT_DONE):
                     status = _event_status(event.data)
-                    if status == QUEUED and seen_status == RUNNING:
-                        self._warn_restart(event.data)
                     if status:
-                        seen_status = status
                         self._set_status(status)
         except Exception as exc:
             streamer.error = exc
@@ -376,12 +386,26 @@ class RuntimeJob:
         finally:
             streamer.ended.set()
 
-    def _warn_restart(self, data: str) -> None:
-        """A running job went back to the queue: its program will run again from the start."""
-        reason = _event_field(data, "reason") or "requeued"
-        logger.warning("Job %s went back to the queue (%s): its program will run again from the start, "
-                       "so interim results it already sent may come again. attempts() says how many runs "
-                       "it has had.", self._job_id, reason)
+    def _note_restart(self, event_id: int | None, data: str) -> None:
+        """A run of the job ended and the job went back to the queue: say (once) what that means for its results."""
+        try:
+            restart = json.loads(data)
+        except ValueError:
+            restart = {}
+        restart = restart if isinstance(restart, dict) else {}
+        with self._lock:
+            if event_id in self._restarts:
+                return  # replayed by a later stream of this job
+            self._restarts[event_id] = restart
+        reason = restart.get("reason") or "requeued"
+        if restart.get("resume") == RESUME_CHECKPOINT:
+            logger.info("Job %s went back to the queue (%s); run %s resumes from its last checkpoint, so "
+                        "interim results published with a checkpoint do not come again.",
+                        self._job_id, reason, restart.get("next_run", "?"))
+            return
+        logger.warning("Job %s went back to the queue (%s): its program will run again from the start "
+                       "(run %s), so interim results it already sent may come again. restarts() lists the "
+                       "restarts, attempts() the attempts.", self._job_id, reason, restart.get("next_run", "?"))
 
     def _deliver(self, streamer: _Streamer, data: str) -> None:
         try:

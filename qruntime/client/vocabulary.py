@@ -34,7 +34,11 @@ EVENT_STATUS = "status"
 EVENT_INTERIM = "interim"
 EVENT_LOG = "log"
 EVENT_DONE = "done"
-EVENT_TYPES = (EVENT_STATUS, EVENT_INTERIM, EVENT_LOG, EVENT_DONE)
+EVENT_RESTART = "restart"
+EVENT_TYPES = (EVENT_STATUS, EVENT_INTERIM, EVENT_LOG, EVENT_DONE, EVENT_RESTART)
+#: A ``restart`` event's ``resume``: the next run goes on from the program's last checkpoint, or starts over.
+RESUME_CHECKPOINT = "checkpoint"
+RESUME_START = "start"
 
 # -- roles of users ------------------------------------------------------------------------
 ROLE_ADMIN = "admin"

@@ -1,0 +1,35 @@
+"""What one fault drill measured, in the same shape for every drill (tests and bench/faults.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass
+class DrillResult:
+    """The figures of one drill run.
+
+    ``runs``: how many times the fault was injected (or jobs exposed to it);
+    ``lost``: jobs (or streamed events) that never reached their end / the client;
+    ``repeated``: interim results a client received more than once;
+    ``stuck``: jobs not in a final state by the drill's deadline;
+    ``recovery_s``: per injected fault, seconds from the fault to the service working again
+    (what "working again" means is the drill's docstring).
+    ``notes``: anything else the drill wants in the table (drill-specific counters).
+    """
+
+    name: str
+    runs: int = 0
+    lost: int = 0
+    repeated: int = 0
+    stuck: int = 0
+    recovery_s: list[float] = dataclasses.field(default_factory=list)
+    notes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and self.repeated == 0 and self.stuck == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "clean": self.clean}
