@@ -20,6 +20,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 from werkzeug.wsgi import LimitedStream
 
 from orchestrator.errors import RuntimeServiceError
+from orchestrator.outage import NotReplicatedError
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(redis.TimeoutError)
     def _store_unreachable(exc: redis.RedisError) -> Response:
         logger.error("job store unreachable on %s %s: %s", request.method, request.path, exc)
+        if isinstance(exc, NotReplicatedError):  # a failover under way, or the replicas are down
+            return envelope(503, "The job store's replicas did not confirm the write (QRT_REDIS_MIN_REPLICAS); "
+                                 "it may not have been kept. Try again shortly.")
         return envelope(503, "The job store (Redis) is unreachable; try again shortly.")
 
     @app.errorhandler(Exception)

@@ -21,7 +21,9 @@ client that falls that far behind is marked overflowed and its stream ends, and
 the client resumes with ``Last-Event-ID`` from the event log. When the Redis
 connection drops, events published meanwhile are lost to pub/sub, so after the
 re-subscription every feed gets a :data:`RESYNC` marker telling its streams to
-re-read the log after the last id they sent.
+re-read the log after the last id they sent. Through Redis Sentinel the listener
+also re-subscribes when the sentinels name a new master while its old one still
+answers (a manual failover), since publishers have moved on to the new one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import redis
 from orchestrator import metrics
 from orchestrator.events import Event
 from orchestrator.keys import Keys
+from orchestrator.redisconn import follows_master
 
 logger = logging.getLogger(__name__)
 
@@ -355,6 +358,10 @@ class Relay:
     def _listen(self, pubsub: redis.client.PubSub) -> None:
         last_traffic = time.monotonic()
         while not self._stopping.is_set():
+            if not follows_master(self._redis, pubsub.connection):
+                # Through Redis Sentinel: a failover's old master may live on for seconds,
+                # and what is published meanwhile goes to the new one.
+                raise redis.ConnectionError("the Redis master moved")
             message = pubsub.get_message(timeout=POLL_TIMEOUT_S)
             now = time.monotonic()
             if message is None:

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from orchestrator.backends import queue_for_group
-from orchestrator.settings import Settings
+from orchestrator.redisconn import parse_redis_url, sentinel_kwargs
+from orchestrator.settings import ENV_PREFIX, Settings
 
 #: The one task there is: run the job whose id is the message's only argument.
 TASK_RUN_JOB = "qruntime.run_job"
@@ -37,9 +38,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {
-            "visibility_timeout": settings.max_execution_time_ceiling_s + VISIBILITY_MARGIN_S
-        },
+        "broker_transport_options": broker_transport_options(settings),
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
@@ -56,6 +55,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu's options for the broker: the visibility timeout, and how to reach sentinels.
+
+    A ``sentinel://`` broker URL needs the master's name and, if the sentinels ask for
+    one, their password (``sentinel_kwargs``); the master's own password is in the URL,
+    where kombu reads it. Flower reads these same options for its broker page.
+    """
+    options: dict[str, Any] = {"visibility_timeout": settings.max_execution_time_ceiling_s + VISIBILITY_MARGIN_S}
+    if parse_redis_url(settings.broker, f"{ENV_PREFIX}BROKER_URL") is not None:
+        options["master_name"] = settings.redis_sentinel_master
+        options["sentinel_kwargs"] = sentinel_kwargs(settings)
+    return options
 
 
 def task_label(program_id: str, backend: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.logs import LOG_FORMATS
+from orchestrator.redisconn import parse_redis_url
 
 #: Where the built-in programs live: ``programs/`` at the top of the source tree.
 BUILTIN_PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
@@ -31,6 +32,13 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Celery broker; empty means "same as redis_url".
     broker_url: str = ""
+    #: The master's name in Redis Sentinel, for a ``sentinel://`` redis_url or broker_url
+    #: (``sentinel://[:password@]host1:26379[/db];sentinel://[:password@]host2:26379;...``, the
+    #: master's password in every part). docs/deploy.md, "Redis high availability (Sentinel)".
+    redis_sentinel_master: str = "mymaster"
+    #: Password of the sentinels themselves (their ``requirepass``), if they have one; the
+    #: master's own password is the one in the URL.
+    redis_sentinel_password: str = ""
     #: Prefix of every key qruntime writes, so several deployments can share a server.
     namespace: str = "qrt"
     #: Largest request body the API accepts (the seed capped at 127 KB).
@@ -147,6 +155,10 @@ class Settings:
         if self.job_uid_base < 1000 or self.job_uid_base + 4096 * 64 >= 2**32 - 1:
             raise ConfigurationError(f"{ENV_PREFIX}JOB_UID_BASE={self.job_uid_base} must leave room for "
                                      "job uids between 1000 and 2^32-2.")
+        for name in ("redis_url", "broker_url"):  # a Redis Cluster or a malformed sentinel:// list
+            if parse_redis_url(getattr(self, name), f"{ENV_PREFIX}{name.upper()}") and not self.redis_sentinel_master:
+                raise ConfigurationError(f"{ENV_PREFIX}REDIS_SENTINEL_MASTER must name the master the "
+                                         f"sentinels of {ENV_PREFIX}{name.upper()} monitor.")
         if self.auth not in ("on", "off"):
             raise ConfigurationError(f"{ENV_PREFIX}AUTH={self.auth!r} must be 'on' or 'off'.")
         if self.log_format not in LOG_FORMATS:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 #: How long a new server gets to answer PING.
@@ -47,11 +49,15 @@ class LocalRedis:
     to an AOF there, so ``qruntime up`` keeps jobs across restarts. With a
     ``password`` every client must authenticate (it is in :attr:`url`); the
     password travels in a ``0600`` config file, never on the server's command
-    line, which every local user can read in ``/proc``.
+    line, which every local user can read in ``/proc``. ``bind`` lists the
+    addresses it listens on (loopback only unless a test asks for more, e.g. the
+    host end of a network namespace's link); :attr:`url` always names loopback.
+    A persistent server may be started again after :meth:`kill` or :meth:`stop`:
+    same port, same data.
     """
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None, prefer_bundled: bool = False,
-                 password: str | None = None) -> None:
+                 password: str | None = None, bind: Sequence[str] = ("127.0.0.1",)) -> None:
         self.port = port or free_port()
         self.password = password
         auth = f":{password}@" if password else ""
@@ -62,6 +68,7 @@ class LocalRedis:
         self._dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="qrt-redis-"))
         self._dir.mkdir(parents=True, exist_ok=True)
         self._binary = redis_server_binary(prefer_bundled)
+        self._bind = list(bind)
         self._process: subprocess.Popen | None = None
 
     def start(self) -> LocalRedis:
@@ -73,7 +80,7 @@ class LocalRedis:
             [
                 self._binary,
                 str(config),
-                "--bind", "127.0.0.1",
+                "--bind", *self._bind,
                 "--port", str(self.port),
                 "--save", "",
                 "--appendonly", "yes" if self._persistent else "no",
@@ -116,6 +123,12 @@ class LocalRedis:
                     break
                 reply += chunk
         return b"+PONG" in reply
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would: no final AOF flush, no clean shutdown."""
+        if self._process and self._process.poll() is None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait()
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:

@@ -141,12 +141,14 @@ class Stack:
     # -- processes -----------------------------------------------------------------
 
     def _spawn(self, args: list[str], name: str, *, setup: str = "root",
-               env: dict[str, str] | None = None) -> subprocess.Popen:
+               env: dict[str, str] | None = None, wrap: list[str] | None = None) -> subprocess.Popen:
         log = Path(os.environ.get("QRT_TEST_LOG_DIR", "/tmp")) / f"qrt-test-{name}-{os.getpid()}-{time.monotonic_ns()}.log"
         self._logs.append(log)
         command = [sys.executable, "-m", "qruntime", *args]
         if setup != "root":  # tests/setups.py: the worker as a non-root user, or as Docker runs it
             command = [sys.executable, "-m", "tests.setups", setup, "--", *command]
+        # A prefix that execs the command (``ip netns exec <ns>``), so the pid is still the command's.
+        command = [*(wrap or []), *command]
         with open(log, "wb") as out:
             return subprocess.Popen(
                 command, env={**self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
@@ -154,13 +156,15 @@ class Stack:
             )
 
     def start_worker(self, *, concurrency: int = 2, backends: str = "", name: str | None = None,
-                     setup: str = "root", env: dict[str, str] | None = None) -> subprocess.Popen:
-        """Start ``qruntime worker`` (in one of tests/setups.py's setups) and wait until it announces itself."""
+                     setup: str = "root", env: dict[str, str] | None = None,
+                     wrap: list[str] | None = None) -> subprocess.Popen:
+        """Start ``qruntime worker`` (in one of tests/setups.py's setups, its command after ``wrap``)
+        and wait until it announces itself."""
         node = name or f"w{len(self.workers)}-{os.getpid()}@test"
         args = ["worker", "--concurrency", str(concurrency), "--name", node, "--loglevel", "WARNING"]
         if backends:
             args += ["--backends", backends]
-        process = self._spawn(args, "worker", setup=setup, env=env)
+        process = self._spawn(args, "worker", setup=setup, env=env, wrap=wrap)
         self.workers.append(process)
         wait_for(lambda: self.redis.hexists(self.store.keys.workers(), node) or _died(process),
                  timeout=120, message=f"worker {node} to start")

@@ -50,8 +50,11 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | tuple[in
 
 
 def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    """One message and its descriptors; ``(None, [])`` when the peer has gone."""
-    data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, MAX_FDS)
+    """One message and its descriptors; ``(None, [])`` when the peer has gone (closed, or killed mid-talk)."""
+    try:
+        data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE_BYTES, MAX_FDS)
+    except ConnectionResetError:
+        return None, []
     if not data:
         for fd in fds:
             _close(fd)

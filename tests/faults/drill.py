@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
+
+from tests.harness import wait_for
 
 
 @dataclasses.dataclass
@@ -33,3 +36,12 @@ class DrillResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "clean": self.clean}
+
+
+def settle(condition: Callable[[], object], timeout: float) -> bool:
+    """Whether ``condition`` came true within ``timeout`` (a drill counts what did not, it does not fail)."""
+    try:
+        wait_for(condition, timeout=max(timeout, 0.0), interval=0.05)
+    except AssertionError:
+        return False
+    return True
