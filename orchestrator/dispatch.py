@@ -87,4 +87,6 @@ def enqueue(sender: TaskSender, job_id: str, queue: str, *, label: str = "") -> 
     ``label`` (see :func:`task_label`) is what monitors show instead of the task's name.
     """
     options = {"shadow": label} if label else {}
-    sender.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, **options)
+    # The job id as the task id: monitors show it, and the workers can tell which jobs
+    # have a message in the broker (workers/lost_messages.py).
+    sender.send_task(TASK_RUN_JOB, args=[job_id], queue=queue, task_id=job_id, **options)

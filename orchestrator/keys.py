@@ -53,6 +53,9 @@ Schema (``{ns}`` = namespace, ``{id}`` = job id):
 ``{ns}:replication-probe`` — string, the time of the last write confirmed with
     WAIT (orchestrator/outage.py, only when ``QRT_REDIS_MIN_REPLICAS`` > 0).
     Writer: JobStore, EventLog. Reader: none. TTL: none.
+``{ns}:lost-message-check`` — string with a TTL of ``lost_message_check_s``: set
+    (NX) by the worker whose reaper checks for QUEUED jobs without a broker message
+    this period (workers/lost_messages.py). TTL: that period.
 ``{ns}:users`` — hash, user name → JSON ``{"name", "role", "created"}``.
     Writer/reader: Accounts (api admin endpoints, ``qruntime users``). TTL: none.
 ``{ns}:token:{sha256}`` — hash, one bearer token by the SHA-256 of its secret:
@@ -133,6 +136,9 @@ class Keys:
 
     def running(self) -> str:
         return f"{self.namespace}:running"
+
+    def lost_message_check(self) -> str:
+        return f"{self.namespace}:lost-message-check"
 
     def replication_probe(self) -> str:
         return f"{self.namespace}:replication-probe"

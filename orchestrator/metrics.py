@@ -61,6 +61,8 @@ LOG_BYTES = Counter("qruntime_log_bytes_total", "Bytes of job log lines written.
 SLOTS_BUSY = Gauge("qruntime_worker_slots_busy", "Pool slots running a job now.", multiprocess_mode="livesum")
 SLOTS_TOTAL = Gauge("qruntime_worker_slots", "Pool slots (jobs a worker runs at once).", multiprocess_mode="max")
 REAPER_REQUEUES = Counter("qruntime_reaper_requeues_total", "Orphaned jobs the reaper put back in the queue.")
+LOST_MESSAGES_RESENT = Counter("qruntime_lost_messages_resent_total",
+                               "QUEUED jobs found without a broker message and enqueued again.")
 REAPER_FAILURES = Counter("qruntime_reaper_failures_total", "Orphaned jobs the reaper failed (no attempts left).")
 REDIS_ERRORS = Counter("qruntime_redis_errors_total", "Redis calls that failed, by the part that made them.",
                        ["component"])

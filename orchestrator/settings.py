@@ -106,6 +106,10 @@ class Settings:
     #: an event, a checkpoint. 0 (one Redis) waits for none; with Sentinel set 1, so a failover
     #: cannot lose what a client was already told.
     redis_min_replicas: int = 0
+    #: How long a job may wait QUEUED before the workers check that its Celery message still
+    #: exists (a failover or a broker restart can lose one) and send it again if not; also how
+    #: often one worker makes that check.
+    lost_message_check_s: float = 60.0
     #: How long a cancel request waits for a running job to stop before answering.
     cancel_wait_s: float = 10.0
     #: "on" (every endpoint but /health needs a bearer token) or "off" (one local admin).
@@ -145,7 +149,7 @@ class Settings:
                 f"{ENV_PREFIX}HEARTBEAT_INTERVAL_S={self.heartbeat_interval_s}."
             )
         for name in ("stream_keepalive_s", "stream_client_queue_events", "stream_client_queue_bytes",
-                     "check_processes", "check_timeout_s", "check_memory_mb"):
+                     "check_processes", "check_timeout_s", "check_memory_mb", "lost_message_check_s"):
             if getattr(self, name) == 0:  # 0 would spin on keep-alives, cut every stream or refuse every check
                 raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}=0 must be positive.")
         if self.job_cpus < 0:

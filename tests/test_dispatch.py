@@ -136,4 +136,4 @@ def test_enqueue_needs_nothing_of_its_sender_but_send_task() -> None:
 
     recorder = Recorder()
     enqueue(recorder, "job-two", "qruntime.aer")
-    assert recorder.sent == [(TASK_RUN_JOB, ["job-two"], {"queue": "qruntime.aer"})]
+    assert recorder.sent == [(TASK_RUN_JOB, ["job-two"], {"queue": "qruntime.aer", "task_id": "job-two"})]

@@ -2,14 +2,16 @@
 
 Runs in each worker's main process. It records which queues the worker serves
 (for ``/backends`` and ``/health``) and, every few seconds, requeues or fails
-jobs whose supervisor stopped heartbeating (see ``orchestrator.reaping``) and
-deletes finished jobs whose retention (``QRT_JOB_TTL_S``) is over.
+jobs whose supervisor stopped heartbeating (see ``orchestrator.reaping``),
+deletes finished jobs whose retention (``QRT_JOB_TTL_S``) is over, and sends
+again the message of a job long QUEUED without one (``workers.lost_messages``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
 from celery import Celery
@@ -24,6 +26,7 @@ from orchestrator.settings import Settings
 from orchestrator.status import JobStatus
 from orchestrator.store import Job, JobStore
 from orchestrator.worker_registry import WorkerRegistry
+from workers.lost_messages import resend_lost
 
 logger = logging.getLogger(__name__)
 #: How long ``stop()`` lets a pass in progress finish, so it cannot re-announce a forgotten worker.
@@ -62,6 +65,8 @@ class Reaper(threading.Thread):
                     elif status is JobStatus.FAILED:
                         metrics.REAPER_FAILURES.inc()
                 store.delete_expired()
+                lost = resend_lost(store, self.app, self.app.conf.qruntime_queues, self._requeue, time.time())
+                metrics.LOST_MESSAGES_RESENT.inc(len(lost))
             except redis.RedisError:
                 metrics.REDIS_ERRORS.labels(component="reaper").inc()
                 logger.exception("reaper pass failed (Redis); trying again")
