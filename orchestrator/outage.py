@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: How long a write waits for its replicas (``QRT_REDIS_MIN_REPLICAS``) before it counts as not done.
-REPLICA_WAIT_MS = 2000
+REPLICA_WAIT_MS = 500
 
 
 class NotReplicatedError(redis.ConnectionError):
@@ -66,10 +66,14 @@ FIRST_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 1.0
 
 
-def retrying(call: Callable[[], T], within_s: float, *, what: str = "a write to the job store") -> T:
+def retrying(call: Callable[[], T], within_s: float, *, what: str = "a write to the job store",
+             between: Callable[[], object] | None = None) -> T:
     """``call()``, tried again while Redis is unreachable, for ``within_s`` seconds at most.
 
-    Raises the last outage error once ``within_s`` has passed, and any other error at once.
+    ``between`` runs before each pause (its outage errors ignored): a supervisor
+    heartbeats there, so a write that waits for a failover to finish does not make
+    its job look abandoned. Raises the last outage error once ``within_s`` has
+    passed, and any other error at once.
     """
     deadline = time.monotonic() + within_s
     pause = FIRST_BACKOFF_S
@@ -84,6 +88,11 @@ def retrying(call: Callable[[], T], within_s: float, *, what: str = "a write to 
                 logger.warning("Redis unreachable during %s (%s); retrying for up to %g s", what, exc, within_s)
             if now + pause > deadline:
                 raise
+            if between is not None:
+                try:
+                    between()
+                except OUTAGE_ERRORS:
+                    pass
             time.sleep(pause)
             pause = min(pause * 2, MAX_BACKOFF_S)
             continue

@@ -180,7 +180,8 @@ class Supervisor:
         return Fence(self.job.run, self._write_seq)
 
     def _persist(self, call: Callable[[], T]) -> T:
-        return retrying(call, self.settings.store_outage_s, what=f"a write for job {self.job.id}")
+        return retrying(call, self.settings.store_outage_s, what=f"a write for job {self.job.id}",
+                        between=self._beat_while_waiting)
 
     def _append(self, event_type: str, data: str, checkpoint: str | None = None) -> None:
         fence = self._fence()  # one fence per write: its retries are recognised and applied once

@@ -134,38 +134,48 @@ def partitioned_worker(runs: int) -> DrillResult:
         try:
             stack.start_api()
             for _ in range(runs):
-                cut_off = stack.start_worker(concurrency=1, wrap=namespace.wrap,
-                                             env={"QRT_REDIS_URL": inside_url})
-                job_id = stack.submit("checkpointer", {"count": 40, "interval_s": 0.2})["id"]
-                wait_for(lambda job_id=job_id: len(stack.store.events.read(job_id, types=(EVENT_INTERIM,))) >= 3,
-                         timeout=SETTLE_S, message="the job to publish on the cut-off worker")
-                namespace.cut()
-                cut_at = time.monotonic()
-                result.runs += 1
-                stack.start_worker(concurrency=1)  # its reaper requeues the job, and it runs it
-                try:
-                    final = stack.wait_status(job_id, timeout=SETTLE_S)
-                except AssertionError:
-                    result.stuck += 1
-                    namespace.restore()
-                    continue
-                namespace.restore()
-                if final["status"] != "COMPLETED" or final["run"] < 2:
-                    result.lost += 1
-                    continue
-                result.recovery_s.append(time.monotonic() - cut_at)
-                refused = settle(lambda: "was refused: run 1 is no longer the job's current run"
-                                 in stack.logs(), 60.0)
-                result.notes["refusal_logged"] += refused
-                events = stack.store.events.read(job_id)
-                restart_id = min(e.id for e in events if e.type == EVENT_RESTART)
-                stale = [e for e in events if e.run == 1 and e.id > restart_id]
-                result.notes["stale_events"] += len(stale)
-                result.repeated += len(stale)
-                result.notes["final_of_new_run"] += json.loads(stack.result_text(job_id))["resumed_after"] is not None
-                stack.kill(cut_off)
-                stack.workers.remove(cut_off)
+                _cut_off_during_a_job(stack, namespace, inside_url, result)
         finally:
             stack.stop()
             server.stop()
     return result
+
+
+def _cut_off_during_a_job(stack: Stack, namespace: NetNamespace, inside_url: str, result: DrillResult) -> None:
+    cut_off = stack.start_worker(concurrency=1, wrap=namespace.wrap, env={"QRT_REDIS_URL": inside_url})
+    outside = None
+    try:
+        job_id = stack.submit("checkpointer", {"count": 40, "interval_s": 0.2})["id"]
+        wait_for(lambda: len(stack.store.events.read(job_id, types=(EVENT_INTERIM,))) >= 3,
+                 timeout=SETTLE_S, message="the job to publish on the cut-off worker")
+        namespace.cut()
+        cut_at = time.monotonic()
+        result.runs += 1
+        outside = stack.start_worker(concurrency=1)  # its reaper requeues the job, and it runs it
+        finished = settle(lambda: stack.store.get(job_id).status.is_final, SETTLE_S)
+        namespace.restore()
+        final = stack.job(job_id)
+        if not finished:
+            result.stuck += 1
+            return
+        if final["status"] != "COMPLETED" or final["run"] < 2:
+            result.lost += 1
+            result.notes.setdefault("ended", []).append(f"{final['status']} on run {final['run']}")
+            return
+        result.recovery_s.append(time.monotonic() - cut_at)
+        refusal = f"job {job_id}: "
+        result.notes["refusal_logged"] += settle(
+            lambda: any(refusal in line and "was refused: run 1 is no longer the job's current run" in line
+                        for line in stack.logs().splitlines()), 60.0)
+        events = stack.store.events.read(job_id)
+        restart_id = min(e.id for e in events if e.type == EVENT_RESTART)
+        stale = [e for e in events if e.run == 1 and e.id > restart_id]
+        result.notes["stale_events"] += len(stale)
+        result.repeated += len(stale)
+        result.notes["final_of_new_run"] += json.loads(stack.result_text(job_id))["resumed_after"] is not None
+    finally:
+        namespace.restore()
+        for worker in (cut_off, outside):  # the next job must go to the next cut-off worker
+            if worker is not None:
+                stack.kill(worker)
+                stack.workers.remove(worker)
