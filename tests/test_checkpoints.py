@@ -129,3 +129,26 @@ def test_the_builtin_vqe_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run
     assert evals == expected["cost_function_evals"]
     np.testing.assert_allclose(result["optimal_value"], expected["optimal_value"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(result["history"]["energy"], expected["history"]["energy"], rtol=0, atol=1e-12)
+
+
+def test_a_vqe_whose_checkpoint_outgrows_the_limit_goes_on_without_and_says_so() -> None:
+    from qiskit.quantum_info import SparsePauliOp
+    from qiskit_ibm_runtime.json import RuntimeEncoder
+
+    own = Stack(max_checkpoint_bytes=2048)
+    try:
+        own.start_worker(concurrency=1)
+        own.start_api()
+        params = json.loads(json.dumps({"operator": SparsePauliOp.from_list(H2_TERMS), "maxiter": 60},
+                                       cls=RuntimeEncoder))
+        job_id = own.submit("vqe", params)["id"]
+        final = own.wait_status(job_id, timeout=JOB_DEADLINE_S)
+        assert final["status"] == "COMPLETED", final
+        result = json.loads(own.result_text(job_id))
+        interim = own.http.get(f"{own.url}/jobs/{job_id}/interim_results", timeout=10).json()
+        assert [m["data"]["iteration"] for m in interim] == list(range(1, result["cost_function_evals"] + 1))
+        logs = own.http.get(f"{own.url}/jobs/{job_id}/logs", timeout=10).text
+        assert "no more checkpoints for this run" in logs and "QRT_MAX_CHECKPOINT_BYTES" in logs
+        assert own.store.events.checkpoint(job_id) is None  # the job ended: its checkpoint went with it
+    finally:
+        own.stop()

@@ -308,9 +308,10 @@ class Supervisor:
                     pass
 
     def _shutdown_due(self) -> bool:
-        """This worker is stopping and the job's grace is over."""
+        """This worker is stopping and the job's grace is over (less the program's own SIGTERM grace,
+        so that the program is gone when the grace ends)."""
         deadline = shutdown.deadline(self.settings)
-        return deadline is not None and time.time() >= deadline
+        return deadline is not None and time.time() >= deadline - self.settings.kill_grace_s
 
     def _cancel_wanted(self) -> bool:
         """A cancel was asked for, or the job was deleted: nobody is left to want its result."""

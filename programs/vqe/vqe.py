@@ -165,10 +165,27 @@ class EnergyEvaluator:
 
 def messenger_checkpoints(user_messenger):
     """``(restored state or None, publish(message, state))`` for any messenger: qruntime's keeps
-    checkpoints; one without ``checkpoint`` (the 2021 service's, a test double) just publishes."""
+    checkpoints; one without ``checkpoint`` (the 2021 service's, a test double) just publishes.
+
+    A checkpoint grows with every evaluation; once it is larger than the service keeps
+    (``QRT_MAX_CHECKPOINT_BYTES``) the run goes on without saving more, and says so.
+    """
     if not callable(getattr(user_messenger, "checkpoint", None)):
         return None, lambda message, state: user_messenger.publish(message)
-    return user_messenger.restore(), lambda message, state: user_messenger.publish(message, checkpoint=state)
+    saving = True
+
+    def publish(message, state):
+        nonlocal saving
+        if saving:
+            try:
+                user_messenger.publish(message, checkpoint=state)
+                return
+            except ValueError as exc:  # the state is too large; the message itself may still go
+                saving = False
+                logging.getLogger(__name__).warning("no more checkpoints for this run: %s", exc)
+        user_messenger.publish(message)
+
+    return user_messenger.restore(), publish
 
 
 def default_ansatz(num_qubits):
