@@ -16,7 +16,8 @@ Schema (``{ns}`` = namespace, ``{id}`` = job id):
     ``cancel_requested`` ("1" once asked), ``event_seq`` (last event id),
     ``event_count, event_bytes, budget_exceeded`` (event budget bookkeeping),
     ``superseded`` (JSON ``[[run, after, upto], …]``: interim results of that run
-    with ids in (after, upto] were published again by a later run), ``usage``.
+    with ids in (after, upto] were published again by a later run), ``usage``,
+    ``index_score`` (its score in the indexes below: creation time, epoch seconds).
     Writer: JobStore (api creates; worker/reaper transition). Reader: everyone.
     TTL: none while pending; once final, ``job_ttl_s`` plus a grace period, a
     backstop: workers delete finished jobs whole when ``{ns}:expiry`` says so.

@@ -42,6 +42,8 @@ from orchestrator.status import FINAL_STATUSES, JobStatus, can_transition
 EXPIRY_GRACE_S = 3600
 #: Finished jobs deleted per housekeeping pass at most.
 EXPIRY_BATCH = 500
+#: The job record's field holding its score in the indexes (creation time, epoch seconds).
+INDEX_SCORE_FIELD = "index_score"
 #: How many times a transition retries when another writer touched the job meanwhile.
 _TRANSITION_RETRIES = 20
 
@@ -188,6 +190,7 @@ class JobStore:
             "event_seq": "0",
         }
         score = time.time()
+        record[INDEX_SCORE_FIELD] = repr(score)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.job(job_id), mapping=record)
             for key in self._index_keys(owner, program_id, "any", "pending"):
@@ -323,7 +326,7 @@ class JobStore:
                     pipe.hset(key, mapping=update)
                     if result is not None:
                         pipe.set(self.keys.result(job_id), result)
-                    self._move_indexes(pipe, job, target)
+                    self._move_indexes(pipe, job, target, raw.get(INDEX_SCORE_FIELD.encode()))
                     if restart is not None:
                         self.events.append(job_id, EVENT_RESTART, restart, pipeline=pipe)
                     status_data = _status_data(target, now, reason)
@@ -343,14 +346,18 @@ class JobStore:
                     continue
         raise InvalidTransitionError(f"Job {job_id} kept changing; could not become {target.value}.")
 
-    def _move_indexes(self, pipe: redis.client.Pipeline, job: Job, target: JobStatus) -> None:
+    def _move_indexes(self, pipe: redis.client.Pipeline, job: Job, target: JobStatus,
+                      index_score: bytes | None) -> None:
         running = self.keys.running()
         if target is JobStatus.RUNNING:
             pipe.zadd(running, {job.id: time.time()})
         elif job.status is JobStatus.RUNNING:
             pipe.zrem(running, job.id)
         if target in FINAL_STATUSES:
-            score = self.redis.zscore(self.keys.index(ALL_SCOPE, "any"), job.id) or time.time()
+            # The job's place in every index is its creation time (kept in its record; read from
+            # the index for a job created before the record kept it).
+            score = (float(index_score) if index_score else
+                     self.redis.zscore(self.keys.index(ALL_SCOPE, "any"), job.id) or time.time())
             for key in self._index_keys(job.owner, job.program_id, "pending"):
                 pipe.zrem(key, job.id)
             for key in self._index_keys(job.owner, job.program_id, "finished"):

@@ -254,7 +254,9 @@ class Supervisor:
         self._persist(lambda: control.subscribe(channel))
         started = time.monotonic()
         deadline = started + self.job.max_execution_time
-        next_beat = 0.0
+        # The claim has just beaten for it, and a cancel asked meanwhile comes over the control
+        # channel: the first look at the store can wait a heartbeat (a short job never pays for it).
+        next_beat = started + self.settings.heartbeat_interval_s
         exited_at = 0.0
         try:
             while not self._exited or selector.get_map():
