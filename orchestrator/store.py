@@ -42,6 +42,8 @@ from orchestrator.status import FINAL_STATUSES, JobStatus, can_transition
 EXPIRY_GRACE_S = 3600
 #: Finished jobs deleted per housekeeping pass at most.
 EXPIRY_BATCH = 500
+#: Results up to this long (characters of their text) also travel in the job's ``done`` event.
+INLINE_RESULT_CHARS = 64 * 1024
 #: The job record's field holding its score in the indexes (creation time, epoch seconds).
 INDEX_SCORE_FIELD = "index_score"
 #: How many times a transition retries when another writer touched the job meanwhile.
@@ -332,7 +334,7 @@ class JobStore:
                     status_data = _status_data(target, now, reason)
                     self.events.append(job_id, EVENT_STATUS, status_data, pipeline=pipe)
                     if target in FINAL_STATUSES:
-                        self.events.append(job_id, EVENT_DONE, status_data, pipeline=pipe)
+                        self.events.append(job_id, EVENT_DONE, _done_data(target, now, reason, result), pipeline=pipe)
                         pipe.delete(self.keys.checkpoint(job_id))  # no run will resume from it
                         for k in self.keys.job_keys(job_id):
                             pipe.expire(k, self.settings.job_ttl_s + EXPIRY_GRACE_S)
@@ -451,6 +453,15 @@ def _restart(job: Job, checkpoint: Checkpoint | None, reason: str | None,
         "superseded": [after, job.event_seq],
     }
     return json.dumps(data), json.dumps(ranges)
+
+
+def _done_data(status: JobStatus, at: str, reason: str | None, result: str | None) -> str:
+    """The ``done`` event: the final status, and the result itself when it is small, so a client
+    that followed the job has it without asking again."""
+    data: dict[str, Any] = json.loads(_status_data(status, at, reason))
+    if result is not None and len(result) <= INLINE_RESULT_CHARS:
+        data["result"] = result
+    return json.dumps(data)
 
 
 def _status_data(status: JobStatus, at: str, reason: str | None = None) -> str:

@@ -221,3 +221,12 @@ def test_a_callback_survives_an_api_restart_without_losing_or_repeating_a_messag
     assert job.result(timeout=120) == f"published {count}"
     assert collector.seen == [{"index": i} for i in range(1, count + 1)]
     assert job._streamer is not None and job._streamer.stream.reconnects >= 1
+
+
+def test_a_followed_jobs_result_comes_with_its_done_event_without_another_request(service: RuntimeService) -> None:
+    job = service.run("hello-world", inputs={"iterations": 1}, options={"backend_name": "aer_simulator"})
+    asked: list[str] = []
+    fetch = job._api.job_results
+    job._api.job_results = lambda job_id: asked.append(job_id) or fetch(job_id)  # counts, then asks the server
+    assert job.result(timeout=60) == "All done!"
+    assert asked == []  # the stream's done event carried it

@@ -120,7 +120,8 @@ def test_final_transition_stores_result_reason_timestamps_and_done_event(store: 
     assert store.result(job.id) == "Traceback ..."
     tail = store.events.read(job.id)[-2:]
     assert [e.type for e in tail] == [EVENT_STATUS, EVENT_DONE]
-    assert tail[1].decoded() == {"status": "FAILED", "at": ended.ended, "reason": "KeyError: 'x'"}
+    assert tail[1].decoded() == {"status": "FAILED", "at": ended.ended, "reason": "KeyError: 'x'",
+                                 "result": "Traceback ..."}  # a small result comes with done
     for key in store.keys.job_keys(job.id):
         if key == store.keys.checkpoint(job.id):
             assert not store.redis.exists(key)  # deleted with the job's end: no run resumes from it
@@ -342,3 +343,16 @@ def test_finished_jobs_past_their_retention_are_deleted_whole(store: JobStore) -
         assert store.redis.zscore(key, gone.id) is None
     assert store.exists(kept.id) and store.redis.zscore(store.keys.expiry(), kept.id) is not None
     assert short.delete_expired() == 0
+
+
+def test_done_carries_a_small_result_and_leaves_a_large_one_to_be_fetched(store: JobStore) -> None:
+    from orchestrator.store import INLINE_RESULT_CHARS
+
+    for text, inline in (('{"counts": {"0": 1}}', True), ("x" * (INLINE_RESULT_CHARS + 1), False)):
+        job = _create(store)
+        store.transition(job.id, S.RUNNING)
+        store.transition(job.id, S.COMPLETED, result=text)
+        done = store.events.read(job.id)[-1]
+        assert done.type == EVENT_DONE and done.decoded()["status"] == "COMPLETED"
+        assert done.decoded().get("result") == (text if inline else None)
+        assert store.result(job.id) == text

@@ -127,6 +127,7 @@ class RuntimeJob:
         self._last_event_id = last_event_id
         self._error_message: str | None = None
         self._result_text: str | None = None
+        self._final_text: str | None = None  # the result (or error) as the ``done`` event carried it
         self._results: dict[type, Any] = {}
         self._lock = threading.Lock()
         self._restarts: dict[int | None, dict[str, Any]] = {}  # by event id
@@ -201,7 +202,7 @@ class RuntimeJob:
         if self._status is not JobStatus.ERROR:
             return None
         if self._error_message is None:
-            _, text = self._api.job_results(self._job_id)
+            text = self._final_text if self._final_text is not None else self._api.job_results(self._job_id)[1]
             self._error_message = failure_message(self._job_id, self._api_status or "", text)
         return self._error_message
 
@@ -278,11 +279,14 @@ class RuntimeJob:
             self.wait_for_final_state(timeout, wait)
             if self._status is JobStatus.ERROR:
                 raise RuntimeJobFailureError(f"Unable to retrieve job result. {self.error_message()}")
-            finished, text = self._api.job_results(self._job_id)
-            if not finished:  # our status raced ahead of the server's: ask again once it agrees
-                self._status = JobStatus.RUNNING
-                return self.result(timeout, wait, decoder)
-            self._result_text = text
+            if self._final_text is not None:  # it came with the job's ``done`` event
+                self._result_text = self._final_text
+            else:
+                finished, text = self._api.job_results(self._job_id)
+                if not finished:  # our status raced ahead of the server's: ask again once it agrees
+                    self._status = JobStatus.RUNNING
+                    return self.result(timeout, wait, decoder)
+                self._result_text = text
         value = chosen.decode(self._result_text)
         self._results[chosen] = value
         return value
@@ -376,6 +380,8 @@ class RuntimeJob:
                     self._note_restart(event.id, event.data)
                 elif event.type in (EVENT_STATUS, EVENT_DONE):
                     status = _event_status(event.data)
+                    if event.type == EVENT_DONE:
+                        self._final_text = _event_field(event.data, "result")  # small results come along
                     if status:
                         self._set_status(status)
         except Exception as exc:
