@@ -172,7 +172,7 @@ def get_logs(job_id: str) -> Response:
 @blueprint.response(200, InterimResultSchema(many=True))
 @blueprint.errors(401, 404)
 def get_interim_results(query: dict[str, Any], job_id: str) -> Response:
-    """``[{"id": n, "data": <the program's encoder output>}, …]``, oldest first.
+    """``[{"id": n, "run": r, "data": <the program's encoder output>}, …]``, oldest first.
 
     ``?after=n`` returns only newer ones, for polling. ``data`` is spliced in as
     the program wrote it, so it stays byte-identical. Interim results of a run
@@ -181,7 +181,7 @@ def get_interim_results(query: dict[str, Any], job_id: str) -> Response:
     """
     visible_job(job_id)
     events = services().store.events.iter(job_id, after=query["after"], types=(EVENT_INTERIM,), live_only=True)
-    body = "[" + ",".join(f'{{"id":{e.id},"data":{e.data}}}' for e in events) + "]"
+    body = "[" + ",".join(f'{{"id":{e.id},"run":{e.run},"data":{e.data}}}' for e in events) + "]"
     return Response(body, status=200, mimetype="application/json")
 
 

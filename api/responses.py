@@ -125,6 +125,8 @@ class JobListSchema(Schema):
 
 class InterimResultSchema(Schema):
     id = fields.Int(required=True, metadata={"description": "The event id."})
+    run = fields.Int(required=True, metadata={"description": "The run of the job that published it (1, 2, … "
+                                                             "when the job ran again after a lost worker)."})
     data = fields.Raw(required=True, metadata={"description": "What the program published, byte for byte."})
 
 

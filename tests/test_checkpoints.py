@@ -68,6 +68,7 @@ def test_a_checkpointing_program_resumes_after_its_worker_dies_and_its_client_se
     # A client arriving afterwards replays the same once-each list.
     replayed = stack.http.get(f"{stack.url}/jobs/{job_id}/interim_results", timeout=10).json()
     assert [m["data"]["number"] for m in replayed] == list(range(1, 9))
+    assert [m["run"] for m in replayed] == [1] * 3 + [2] * 5  # which run published each
     logs = stack.http.get(f"{stack.url}/jobs/{job_id}/logs", timeout=10).text
     assert "run 2 resumes from the checkpoint run 1 saved" in logs
 
