@@ -186,7 +186,7 @@ def test_interim_data_is_byte_identical_to_the_programs_encoder_output(stack: St
     # The polling endpoint serves the same bytes.
     polled = requests.get(f"{stack.url}/jobs/{job_id}/interim_results", timeout=10)
     assert polled.text == "[" + ",".join(
-        f'{{"id":{e.id},"data":{e.data}}}' for e in read.events if e.event == "interim"
+        f'{{"id":{e.id},"run":1,"data":{e.data}}}' for e in read.events if e.event == "interim"
     ) + "]"
 
 
