@@ -23,7 +23,7 @@ from orchestrator.redisconn import MASTER_RECHECK_S, connect
 from orchestrator.settings import Settings
 from orchestrator.store import JobStore
 from qruntime.localredis import free_port
-from tests.harness import Stack, wait_for
+from tests.harness import Stack, running_stack, wait_for
 from tests.sentinels import SentinelCluster
 from tests.sse import SSEEvent, SSEParser, read_stream
 
@@ -43,13 +43,8 @@ def cluster() -> Iterator[SentinelCluster]:
 
 @pytest.fixture(scope="module")
 def sentinel_stack(cluster: SentinelCluster) -> Iterator[Stack]:
-    stack = Stack(**cluster.settings())
-    try:
-        stack.start_worker(concurrency=2)
-        stack.start_api()
+    with running_stack(concurrency=2, **cluster.settings()) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def interim_indexes(events: list[SSEEvent]) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,4 +45,19 @@ def settle(condition: Callable[[], object], timeout: float) -> bool:
         wait_for(condition, timeout=max(timeout, 0.0), interval=0.05)
     except AssertionError:
         return False
+    return True
+
+
+def completed(stack: Any, job_id: str, result: DrillResult, since: float, timeout: float) -> bool:
+    """Whether the job ended COMPLETED within ``timeout``; counts it stuck or lost if not, and its
+    recovery (from ``since``, a ``time.monotonic()``) if so."""
+    if not settle(lambda: stack.store.get(job_id).status.is_final, timeout):
+        result.stuck += 1
+        return False
+    final = stack.job(job_id)
+    if final["status"] != "COMPLETED":
+        result.lost += 1
+        result.notes.setdefault("ended", []).append(f"{final['status']} on run {final['run']}: {final.get('reason')}")
+        return False
+    result.recovery_s.append(time.monotonic() - since)
     return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from qruntime.client.service import RuntimeService
-from tests.faults.drill import DrillResult, settle
+from tests.faults.drill import DrillResult, completed, settle
 from tests.harness import Stack, wait_for
 from tests.sentinels import SentinelCluster
 
@@ -64,16 +64,8 @@ def _fail_over_during_a_job(stack: Stack, cluster: SentinelCluster, kill: bool, 
     else:
         cluster.failover()
     result.runs += 1
-    try:
-        final = stack.wait_status(job_id, timeout=SETTLE_S)
-    except AssertionError:
-        result.stuck += 1
+    if not completed(stack, job_id, result, failed_at, SETTLE_S):
         return
-    if final["status"] != "COMPLETED":
-        result.lost += 1
-        result.notes.setdefault("ended", []).append(f"{final['status']}: {final.get('reason')}")
-        return
-    result.recovery_s.append(time.monotonic() - failed_at)
     settle(lambda: len(seen) >= COUNT, 30.0)  # what never comes counts as lost
     result.lost += len(set(range(1, COUNT + 1)) - set(seen))
     result.repeated += len(seen) - len(set(seen))
