@@ -66,7 +66,23 @@ APPEND_REPEATED = -3  # already applied: a retry of a write whose reply was lost
 #: Event types that count against the per-job budget (the rest are bounded by the lifecycle).
 BUDGETED_TYPES = frozenset({EVENT_INTERIM, EVENT_LOG})
 
-_APPEND_LUA = """
+#: Lua: give one event the job's next id, add it to the job's stream and publish it on its
+#: channel. The one place the stream entry and the published message are written, shared by
+#: every script that appends (this module's and orchestrator/lifecycle_scripts.py's).
+LUA_EMIT = """
+local function emit(job, stream, channel, etype, data, run)
+  local n = redis.call('HINCRBY', job, 'event_seq', 1)
+  if run ~= '' then
+    redis.call('XADD', stream, '0-' .. n, 'type', etype, 'data', data, 'run', run)
+  else
+    redis.call('XADD', stream, '0-' .. n, 'type', etype, 'data', data)
+  end
+  redis.call('PUBLISH', channel, '{"id":' .. n .. ',"type":"' .. etype .. '","data":' .. data .. '}')
+  return n
+end
+"""
+
+_APPEND_LUA = LUA_EMIT + """
 -- KEYS: job hash, events stream, channel, checkpoint hash
 -- ARGV: type ('' = no event: a checkpoint alone), data, budgeted (1/0), max_events, max_bytes,
 --       over-budget notice (JSON), run ('' = not fenced), write seq, checkpoint state ('' = none), now
@@ -99,13 +115,7 @@ if etype ~= '' then
     end
   end
   if keep then
-    n = redis.call('HINCRBY', KEYS[1], 'event_seq', 1)
-    if run ~= '' then
-      redis.call('XADD', KEYS[2], '0-' .. n, 'type', etype, 'data', data, 'run', run)
-    else
-      redis.call('XADD', KEYS[2], '0-' .. n, 'type', etype, 'data', data)
-    end
-    redis.call('PUBLISH', KEYS[3], '{"id":' .. n .. ',"type":"' .. etype .. '","data":' .. data .. '}')
+    n = emit(KEYS[1], KEYS[2], KEYS[3], etype, data, run)
   end
 end
 if ARGV[9] ~= '' then

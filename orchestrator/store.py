@@ -34,6 +34,7 @@ from orchestrator.events import (
     EventLog,
 )
 from orchestrator.keys import ALL_SCOPE, Keys
+from orchestrator.lifecycle_scripts import CLAIM_LUA, FINISH_LUA
 from orchestrator.outage import wait_for_replicas
 from orchestrator.settings import Settings
 from orchestrator.status import FINAL_STATUSES, JobStatus, can_transition
@@ -152,6 +153,8 @@ class JobStore:
         self.keys = Keys(settings.namespace)
         self._set_if_run = redis_client.register_script(_SET_IF_RUN_LUA)
         self._heartbeat = redis_client.register_script(_HEARTBEAT_LUA)
+        self._claim = redis_client.register_script(CLAIM_LUA)
+        self._finish = redis_client.register_script(FINISH_LUA)
         self.events = EventLog(
             redis_client,
             self.keys,
@@ -347,6 +350,55 @@ class JobStore:
                 except redis.WatchError:
                     continue
         raise InvalidTransitionError(f"Job {job_id} kept changing; could not become {target.value}.")
+
+    def claim(self, job_id: str, worker: str) -> Job:
+        """QUEUED → RUNNING for ``worker``, in one round trip (orchestrator/lifecycle_scripts.py).
+
+        Raises what :meth:`transition` raises when the job is not QUEUED (gone, or
+        taken by another worker): the general path is asked why.
+        """
+        if is_job_id(job_id):
+            now = utcnow()
+            raw = self._claim(
+                keys=[self.keys.job(job_id), self.keys.events(job_id), self.keys.channel(job_id),
+                      self.keys.running()],
+                args=[now, worker, _status_data(JobStatus.RUNNING, now), time.time(), job_id],
+            )
+            if raw:
+                self._replicated()
+                return Job.from_hash(dict(zip(raw[::2], raw[1::2], strict=True)))
+        return self.transition(job_id, JobStatus.RUNNING, expect=[JobStatus.QUEUED], fields={"worker": worker})
+
+    def finish(self, job: Job, target: JobStatus, *, result: str | None = None, reason: str | None = None,
+               fields: Mapping[str, str] | None = None) -> None:
+        """End the run ``job.run`` of a RUNNING job with the final status ``target``, in one round trip.
+
+        What :meth:`transition` with ``expect=[RUNNING]`` and ``run=job.run`` writes, and
+        it raises the same errors: when the job is not RUNNING this run, the general
+        path decides (and answers a retry of this very change as done).
+        """
+        if target not in FINAL_STATUSES:
+            raise ValueError(f"{target.value} is not a final status")
+        now = utcnow()
+        update = {"status": target.value, "updated": now, **(fields or {}), "ended": now}
+        if reason is not None:
+            update["reason"] = reason
+        elif target is JobStatus.COMPLETED:
+            update["reason"] = ""
+        pending = self._index_keys(job.owner, job.program_id, "pending")
+        finished = self._index_keys(job.owner, job.program_id, "finished")
+        keys = [self.keys.job(job.id), self.keys.events(job.id), self.keys.channel(job.id),
+                self.keys.checkpoint(job.id), self.keys.result(job.id), self.keys.running(), self.keys.expiry(),
+                *pending, *finished]
+        args = [job.run, _status_data(target, now, reason), _done_data(target, now, reason, result),
+                result or "", "0" if result is None else "1", self.settings.job_ttl_s + EXPIRY_GRACE_S,
+                time.time() + self.settings.job_ttl_s, job.id, INDEX_SCORE_FIELD, len(pending),
+                *(item for pair in update.items() for item in pair)]
+        if self._finish(keys=keys, args=args):
+            self._replicated()
+            return
+        self.transition(job.id, target, expect=[JobStatus.RUNNING], result=result, reason=reason,
+                        fields=fields, run=job.run)
 
     def _move_indexes(self, pipe: redis.client.Pipeline, job: Job, target: JobStatus,
                       index_score: bytes | None) -> None:

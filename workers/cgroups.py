@@ -34,33 +34,72 @@ KILL_ROUNDS = 50
 
 
 class JobGroup:
-    """The cgroup(s) of one job: limits set at creation, members killed and group removed at the end."""
+    """The cgroup(s) of one job at a time: limits set at creation, members killed at each job's end.
+
+    A group serves one job after another (:meth:`begin_job`): making and removing a
+    memory cgroup costs the kernel milliseconds of work (and leaves more to its
+    workqueues), on the zygote's own loop, where every job's start waits.
+    """
 
     def __init__(self, paths: dict[str, Path], v2: bool, controllers: tuple[str, ...] = ()) -> None:
         self.paths = paths  # controller (or "unified") -> directory
         self.v2 = v2
         self.controllers = controllers  # what limits this group, for the job's sandbox report
+        self._oom_before = 0  # the kernel's count of OOM kills in the group before this job
+        self._peak_fd = -1  # v2: memory.peak opened and reset for this job (the reset is per descriptor)
 
     def add(self, pid: int) -> None:
         for path in self.paths.values():
             (path / "cgroup.procs").write_text(str(pid))
 
+    def begin_job(self) -> bool:
+        """Make the (empty) group's peak memory and OOM count start afresh for its next job.
+
+        False when this kernel cannot reset the peak (cgroup v2 before Linux 6.12):
+        the group then cannot serve another job and is removed instead.
+        """
+        if self.members():
+            return False
+        try:
+            if self.v2:
+                self._close_peak()
+                self._peak_fd = os.open(self.paths["unified"] / "memory.peak", os.O_RDWR | os.O_CLOEXEC)
+                os.write(self._peak_fd, b"reset")
+            else:
+                _write(self.paths["memory"] / "memory.max_usage_in_bytes", "0")
+        except OSError:
+            self._close_peak()
+            return False
+        self._oom_before = self._oom_kills()
+        return True
+
     def peak_memory_bytes(self) -> int | None:
+        if self._peak_fd >= 0:
+            text = os.pread(self._peak_fd, 64, 0).decode().strip()
+            return int(text) if text.isdigit() else None
         name = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
         path = self.paths.get("unified" if self.v2 else "memory")
         return _read_int(path / name) if path else None
 
     def oom_killed(self) -> bool:
-        """True if the kernel killed a member for passing the group's memory limit."""
+        """True if the kernel killed a member for passing the group's memory limit during this job."""
+        return self._oom_kills() > self._oom_before
+
+    def _oom_kills(self) -> int:
         if self.v2:
             events = _read_text(self.paths["unified"] / "memory.events")
         else:
             events = _read_text(self.paths["memory"] / "memory.oom_control")
         for line in (events or "").splitlines():
             key, _, value = line.partition(" ")
-            if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
-                return True
-        return False
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+        return 0
+
+    def _close_peak(self) -> None:
+        if self._peak_fd >= 0:
+            os.close(self._peak_fd)
+            self._peak_fd = -1
 
     def kill_all(self) -> None:
         """SIGKILL every member until none is left."""
@@ -85,6 +124,7 @@ class JobGroup:
 
     def remove(self) -> None:
         self.kill_all()
+        self._close_peak()
         for path in self.paths.values():
             with contextlib.suppress(OSError):
                 path.rmdir()

@@ -67,7 +67,7 @@ class UserMessenger:
         if self._restored is None:
             return None
         if decoder is None:
-            from qiskit_ibm_runtime.json import RuntimeDecoder
+            from workers.wire_format import RuntimeDecoder
 
             decoder = RuntimeDecoder
         return json.loads(self._restored, cls=decoder)
@@ -83,7 +83,7 @@ class UserMessenger:
 
 
 def _runtime_encoder() -> type[json.JSONEncoder]:
-    from qiskit_ibm_runtime.json import RuntimeEncoder
+    from workers.wire_format import RuntimeEncoder
 
     return RuntimeEncoder
 

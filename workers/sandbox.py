@@ -201,9 +201,8 @@ def _run_program(source_path: Path, spec: dict[str, Any], message_fd: int) -> in
     root.setLevel(level)
     logging.captureWarnings(False)
 
-    from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder
-
     from workers.backends import get_backend
+    from workers.wire_format import RuntimeDecoder, RuntimeEncoder
 
     inputs = json.loads(spec["params"], cls=RuntimeDecoder)
     if not isinstance(inputs, dict):

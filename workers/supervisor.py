@@ -35,10 +35,11 @@ from orchestrator.events import APPEND_STALE, EVENT_INTERIM, EVENT_LOG, Fence
 from orchestrator.outage import OUTAGE_ERRORS, retrying
 from orchestrator.status import FINAL_STATUSES, JobStatus
 from orchestrator.store import Job, JobStore
-from orchestrator.usage import usage_record, with_measures
+from orchestrator.usage import usage_record
 from workers import frames, shutdown
 from workers.program_cache import ProgramFiles
 from workers.sandbox import CPU_LIMIT_SLACK_S
+from workers.usage_completer import completer
 from workers.zygote_client import JobHandle, SandboxUnavailableError, program_dir, sealed_spec
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,6 @@ T = TypeVar("T")
 
 #: How long the supervisor's loop waits for output before checking clocks and flags.
 POLL_INTERVAL_S = 0.05
-#: Longest the supervisor waits, after recording a job's end, for the zygote's measure of its processes.
-USAGE_WAIT_S = 2.0
 #: After the program's process exits, how long what it left may keep its pipes open.
 DRAIN_AFTER_EXIT_S = 1.0
 #: Longest line kept whole in a log event; longer output is split.
@@ -133,6 +132,7 @@ class Supervisor:
         if self._checkpoint is not None:
             self._log(f"qruntime: run {self.job.run} resumes from the checkpoint run {self._checkpoint.run} "
                       f"saved after event {self._checkpoint.event}\n", stream="qruntime", level="INFO")
+        handed_over = False
         try:
             try:
                 outcome = self._watch(handle, {msg_r: "messages", out_r: "stdout", err_r: "stderr"})
@@ -144,34 +144,31 @@ class Supervisor:
             if self._lost_run:
                 return self._give_up()
             status = self._record(outcome)  # the job's end is visible from here on
-            self._complete_usage(handle, status)
+            handed_over = self._complete_usage(handle, status)
             return status
         finally:
-            handle.close()  # the zygote kills whatever of the job is still running
+            if not handed_over:
+                handle.close()  # the zygote kills whatever of the job is still running
             for fd in (msg_r, out_r, err_r):
                 try:
                     os.close(fd)
                 except OSError:
                     pass
 
-    def _complete_usage(self, handle: JobHandle, status: JobStatus) -> None:
-        """Add what the zygote measured of the job's processes (CPU, peak memory) to its usage.
+    def _complete_usage(self, handle: JobHandle, status: JobStatus) -> bool:
+        """Have what the zygote measures of the job's processes (CPU, peak memory) added to its usage.
 
         A program that returned is not waited for before its end is recorded (that is
         the critical path); its processes are ended now, and the zygote's measure of
-        them follows the final status by milliseconds.
+        them follows the final status by milliseconds, taken over by this process's
+        usage completer (workers/usage_completer.py) so the task returns at once.
+        True when the completer took ``handle`` over.
         """
-        if self._exit is not None or self._recorded_usage is None:
-            return  # measured before the end was recorded (or nothing recorded): usage is complete
+        if self._exit is not None or self._recorded_usage is None or status not in FINAL_STATUSES:
+            return False  # measured before the end was recorded (or nothing to complete)
         handle.signal(signal.SIGKILL)
-        if not _readable(handle.fileno(), USAGE_WAIT_S):
-            return
-        self._exit = handle.read_exit()
-        self._exited = True
-        if self._exit is not None and status in FINAL_STATUSES:
-            usage = with_measures(self._recorded_usage, cpu_s=self._exit.get("cpu_s"),
-                                  peak_memory_bytes=self._exit.get("peak_memory_bytes"))
-            self._persist(lambda: self.store.record_usage(self.job.id, json.dumps(usage), run=self.job.run))
+        completer().add(self.store, self.job, handle, self._recorded_usage, status)
+        return True
 
     # -- writing to the store: fenced, retried through an outage -------------------------
 
@@ -465,14 +462,9 @@ class Supervisor:
         if outcome.status is not JobStatus.COMPLETED and outcome.reason:
             self._log(f"qruntime: job ended {outcome.status.value}: {outcome.reason}\n", stream="qruntime", level="INFO")
         try:
-            self._persist(lambda: self.store.transition(
-                self.job.id,
-                outcome.status,
-                expect=[JobStatus.RUNNING],
-                result=outcome.result,
-                reason=outcome.reason or None,
+            self._persist(lambda: self.store.finish(
+                self.job, outcome.status, result=outcome.result, reason=outcome.reason or None,
                 fields={"usage": json.dumps(usage)},
-                run=self.job.run,
             ))
         except StaleRunError:
             self._refused(f"its final status ({outcome.status.value})")

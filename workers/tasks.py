@@ -55,9 +55,7 @@ def _claim(ctx: WorkerContext, job_id: str) -> Job | str:
     """The job, now RUNNING on this worker; or why it is not run here ("missing", "skipped")."""
     store = ctx.store
     try:
-        job = store.transition(
-            job_id, JobStatus.RUNNING, expect=[JobStatus.QUEUED], fields={"worker": ctx.name}
-        )
+        job = store.claim(job_id, ctx.name)
     except JobNotFoundError:
         logger.info("job %s no longer exists; message dropped", job_id)
         return "missing"

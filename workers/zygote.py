@@ -11,9 +11,10 @@ job's start costs two socket messages.
 
 Supervisors (the Celery pool processes) connect to its UNIX socket; the
 protocol is in ``workers.zygote_protocol``. The zygote leases each child a uid
-of its own (root workers), puts it in a cgroup of its own (where it may), and
-when the child's job is over kills what is left of it, removes its scratch and
-files, and tells the supervisor how the program ended.
+of its own (root workers), puts it in a cgroup of its own (where it may; a
+group serves one job at a time, and then the next), and when the child's job
+is over kills what is left of it, removes its scratch and files, and tells the
+supervisor how the program ended.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Zygote:
         self._serial = 0
         self.free_uids = deque(self.uids)
         self.cgroup_parent, self.cgroup_note = cgroups.open_parent(cgroup_name)
+        self.spare_groups: list[cgroups.JobGroup] = []  # emptied by finished jobs, ready for the next
         self.scratch_root = scratch_root  # 0711: a job's uid may enter its own scratch, list none
         os.mkdir(self.scratch_root, 0o711)
         os.chmod(self.scratch_root, 0o711)
@@ -118,25 +120,30 @@ class Zygote:
 
     # -- children ----------------------------------------------------------------------
 
-    def refill(self) -> None:
-        """Keep ``config.ready`` children ready or on their way, plus one per waiting start."""
+    def refill(self, *, one: bool = False) -> None:
+        """Keep ``config.ready`` children ready or on their way, plus one per waiting start.
+
+        ``one``: fork at most one child now. A fork of the warm image holds the loop
+        for milliseconds; the serve loop forks one per round, between rounds that
+        hand ready children to starts and hear children become ready.
+        """
         if time.monotonic() < self.spawn_paused_until:
             return
         coming = sum(1 for s in self.slots.values() if s.client is None)
         while coming < self.config.ready + len(self.waiting) and self.free_uids:
             self._spawn(self.free_uids.popleft())
             coming += 1
+            if one:
+                return
+
+    def _starts_outnumber_children(self) -> bool:
+        """More starts wait than children are on their way to being ready for them."""
+        return len(self.waiting) > sum(1 for s in self.slots.values() if s.client is None)
 
     def _spawn(self, uid: int) -> None:
         self._serial += 1
         name = f"slot-{self._serial}"
-        group = None
-        if self.cgroup_parent is not None:
-            try:
-                group = self.cgroup_parent.job_group(name, pids_max=self.config.pids_max,
-                                                     memory_bytes=self.config.memory_bytes, cpus=self.config.cpus)
-            except OSError as exc:
-                self.cgroup_note = f"no cgroup for jobs ({exc})"
+        group = self._group_for(name)
         scratch = os.path.join(self.scratch_root, name)
         os.mkdir(scratch, 0o700)
         os.chown(scratch, uid, uid)
@@ -148,6 +155,24 @@ class Zygote:
             self._set_program_pid(slot, r_pid)
         self.slots[r_pid] = slot
         self.selector.register(channel, selectors.EVENT_READ, ("child", r_pid))
+
+    def _group_for(self, name: str) -> cgroups.JobGroup | None:
+        """A cgroup for the next child: one an earlier job left empty, else a new one (None: no cgroups)."""
+        while self.spare_groups:
+            group = self.spare_groups.pop()
+            if group.begin_job():
+                return group
+            group.remove()  # not empty, or its peak cannot be reset here: a new one instead
+        if self.cgroup_parent is None:
+            return None
+        try:
+            group = self.cgroup_parent.job_group(name, pids_max=self.config.pids_max,
+                                                 memory_bytes=self.config.memory_bytes, cpus=self.config.cpus)
+        except OSError as exc:
+            self.cgroup_note = f"no cgroup for jobs ({exc})"
+            return None
+        group.begin_job()
+        return group
 
     def _on_child_message(self, r_pid: int) -> None:
         slot = self.slots[r_pid]
@@ -207,7 +232,7 @@ class Zygote:
                 self.waiting.append((client, fds))
                 if not self.free_uids:
                     self._run_cleanups()  # uids of finished jobs come back with their teardown
-                self.refill()
+                # The serve loop forks for it (one child per round), unless a child is about to be ready.
                 if not self.free_uids and not any(s.client is None for s in self.slots.values()):
                     self._refuse(client, fds, "every job uid of this worker is in use")
         elif op == zygote_protocol.OP_SIGNAL and slot is not None:
@@ -280,10 +305,11 @@ class Zygote:
     def _finish(self, slot: Slot, status: int, usage: os.struct_rusage) -> None:
         """The job's init has exited: make sure nothing of it runs, tell its supervisor, clean up.
 
-        The supervisor hears as soon as no process of the job is left. Removing
-        the cgroup (memcg teardown takes milliseconds) and the scratch, and
-        freeing the uid, wait until the zygote has nothing else to do
-        (:meth:`serve`), so no job's start queues behind another's teardown.
+        The supervisor hears as soon as no process of the job is left. Giving
+        the emptied cgroup to a later job (workers/cgroups.py: making and removing
+        one takes milliseconds), removing the scratch and freeing the uid wait
+        until the zygote has nothing else to do (:meth:`serve`), so no job's
+        start queues behind another's teardown.
         """
         if slot.layers is None and slot.client is None:
             self._child_failed()
@@ -310,7 +336,7 @@ class Zygote:
 
         def remove_the_rest() -> None:
             if group is not None:
-                group.remove()
+                self.spare_groups.append(group)  # emptied above; the next child's job reuses it
             if not no_pid_namespace:
                 shutil.rmtree(slot.plan.fallback_scratch, ignore_errors=True)
             self.free_uids.append(slot.plan.uid)  # only now: nothing of the job is left anywhere
@@ -371,7 +397,7 @@ class Zygote:
                         self._reap()
                     elif kind == "child" and data in self.slots:
                         self._on_child_message(data)
-                    elif kind == "client":
+                    elif kind == "client" and data.fileno() >= 0:  # not closed by this round's reaping
                         self._on_client_message(data)
                 except OSError:
                     logger.exception("zygote: %s event failed", kind)
@@ -379,7 +405,10 @@ class Zygote:
             if self.cleanups and (not events or len(self.cleanups) > MAX_DEFERRED_CLEANUPS
                                   or len(self.free_uids) <= self.config.ready):
                 self.cleanups.popleft()()  # idle (or falling behind): tear down one finished job
-            self.refill()  # after this round's starts and ends, a pause, or a child that died early
+            # After this round's starts and ends, a pause, or a child that died early; events that
+            # came meanwhile (a start, a child now ready) are heard first, unless starts would starve.
+            if self._starts_outnumber_children() or not self.selector.select(timeout=0):
+                self.refill(one=True)
 
     def shutdown(self) -> None:
         self.stopping = True
@@ -575,9 +604,8 @@ def _warm(config: SandboxConfig) -> None:
     """Import and build everything a program's first line would otherwise wait for."""
     import qiskit  # noqa: F401
     import qiskit_aer  # noqa: F401
-    from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder  # noqa: F401
 
-    from workers import sandbox  # noqa: F401
+    from workers import sandbox, wire_format  # noqa: F401 - the codec, not the IBM client (see wire_format)
     from workers.backends import warm_up
 
     warm_up(list(config.backends))
