@@ -18,6 +18,7 @@ programs they belong to (a built-in may read its siblings, as qaoa reads vqe).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import re
@@ -60,7 +61,7 @@ class ProgramCache:
 
     def files(self, program: Program, builtin_dirs: list[Path]) -> ProgramFiles:
         if program.source_path is not None:
-            return _builtin_files(program.source_path, builtin_dirs)
+            return _builtin_files(program.source_path, tuple(builtin_dirs))
         folder = self.root / _safe(program.id) / _safe(program.version)
         if not (folder.is_dir() and _read_digest(folder) == _tree_digest(folder)):
             self._materialise(program, folder)
@@ -89,7 +90,9 @@ class ProgramCache:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _builtin_files(source_path: Path, builtin_dirs: list[Path]) -> ProgramFiles:
+@functools.lru_cache(maxsize=256)
+def _builtin_files(source_path: Path, builtin_dirs: tuple[Path, ...]) -> ProgramFiles:
+    """Where a built-in program is (its paths are fixed for the worker's life: resolved once, not per job)."""
     source = source_path.resolve()
     for directory in builtin_dirs:
         directory = directory.resolve()
