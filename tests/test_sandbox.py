@@ -91,6 +91,18 @@ def test_program_sees_no_qruntime_settings_a_fresh_cwd_and_only_its_pipes(stack:
     assert len(seen["fds"]) - len(seen["fd_targets"]) <= 1, seen
 
 
+def test_a_program_finds_the_modules_programs_use_imported_and_not_the_ibm_client(stack: Stack) -> None:
+    """The zygote imported them once (workers/zygote.py WARM_MODULES): a VQE's first call to
+    scipy.optimize costs no import. The IBM client, which no job uses, stays out of every fork."""
+    from workers.zygote import WARM_MODULES
+
+    client = "qiskit_ibm_runtime.qiskit_runtime_service"
+    final = _run(stack, "envreader", {"modules": [*WARM_MODULES, "qiskit_ibm_runtime.json", client]})
+    assert final["status"] == "COMPLETED", final
+    loaded = json.loads(stack.result_text(final["id"]))["loaded"]
+    assert loaded == [*WARM_MODULES, "qiskit_ibm_runtime.json"]
+
+
 def test_each_job_starts_in_an_empty_scratch_that_no_later_job_sees(stack: Stack) -> None:
     first = json.loads(stack.result_text(_run(stack, "scratch", {"marker": "first"})["id"]))
     second = json.loads(stack.result_text(_run(stack, "scratch", {"marker": "second"})["id"]))
