@@ -311,11 +311,7 @@ class JobStore:
                             f"Job {job_id} is {job.status.value} and cannot become {target.value}."
                         )
                     now = utcnow()
-                    update = {"status": target.value, "updated": now, **(fields or {})}
-                    if reason is not None:
-                        update["reason"] = reason
-                    elif target is JobStatus.COMPLETED:
-                        update["reason"] = ""  # an earlier "requeued: ..." no longer explains anything
+                    update = _status_update(target, now, reason, fields)
                     if target is JobStatus.RUNNING:
                         update["started"] = now
                         update["attempts"] = str(job.attempts + 1)
@@ -325,8 +321,6 @@ class JobStore:
                     if restarting:
                         restart, ranges = _restart(job, checkpoint, reason, raw.get(SUPERSEDED_FIELD.encode()))
                         update[SUPERSEDED_FIELD] = ranges
-                    if target in FINAL_STATUSES:
-                        update["ended"] = now
                     pipe.multi()
                     pipe.hset(key, mapping=update)
                     if result is not None:
@@ -380,11 +374,7 @@ class JobStore:
         if target not in FINAL_STATUSES:
             raise ValueError(f"{target.value} is not a final status")
         now = utcnow()
-        update = {"status": target.value, "updated": now, **(fields or {}), "ended": now}
-        if reason is not None:
-            update["reason"] = reason
-        elif target is JobStatus.COMPLETED:
-            update["reason"] = ""
+        update = _status_update(target, now, reason, fields)
         pending = self._index_keys(job.owner, job.program_id, "pending")
         finished = self._index_keys(job.owner, job.program_id, "finished")
         keys = [self.keys.job(job.id), self.keys.events(job.id), self.keys.channel(job.id),
@@ -505,6 +495,19 @@ def _restart(job: Job, checkpoint: Checkpoint | None, reason: str | None,
         "superseded": [after, job.event_seq],
     }
     return json.dumps(data), json.dumps(ranges)
+
+
+def _status_update(target: JobStatus, now: str, reason: str | None,
+                   fields: Mapping[str, str] | None) -> dict[str, str]:
+    """The record fields every move to ``target`` writes (a claim adds its counters to them)."""
+    update = {"status": target.value, "updated": now, **(fields or {})}
+    if reason is not None:
+        update["reason"] = reason
+    elif target is JobStatus.COMPLETED:
+        update["reason"] = ""  # an earlier "requeued: ..." no longer explains anything
+    if target in FINAL_STATUSES:
+        update["ended"] = now
+    return update
 
 
 def _done_data(status: JobStatus, at: str, reason: str | None, result: str | None) -> str:

@@ -129,16 +129,20 @@ class Zygote:
         """
         if time.monotonic() < self.spawn_paused_until:
             return
-        coming = sum(1 for s in self.slots.values() if s.client is None)
+        coming = self._coming()
         while coming < self.config.ready + len(self.waiting) and self.free_uids:
             self._spawn(self.free_uids.popleft())
             coming += 1
             if one:
                 return
 
+    def _coming(self) -> int:
+        """Children ready for a job or on their way to it."""
+        return sum(1 for s in self.slots.values() if s.client is None)
+
     def _starts_outnumber_children(self) -> bool:
         """More starts wait than children are on their way to being ready for them."""
-        return len(self.waiting) > sum(1 for s in self.slots.values() if s.client is None)
+        return len(self.waiting) > self._coming()
 
     def _spawn(self, uid: int) -> None:
         self._serial += 1
@@ -233,7 +237,7 @@ class Zygote:
                 if not self.free_uids:
                     self._run_cleanups()  # uids of finished jobs come back with their teardown
                 # The serve loop forks for it (one child per round), unless a child is about to be ready.
-                if not self.free_uids and not any(s.client is None for s in self.slots.values()):
+                if not self.free_uids and not self._coming():
                     self._refuse(client, fds, "every job uid of this worker is in use")
         elif op == zygote_protocol.OP_SIGNAL and slot is not None:
             _close_all(fds)
